@@ -1,0 +1,75 @@
+/* conn — one client TCP connection, owned by one worker.
+ *
+ * A connection speaks HTTP/1.1 (keep-alive, pipelined requests answered in
+ * order) until a valid upgrade on exactly /ws turns it into a WebSocket
+ * (PROTOCOL.md §2).  Its bytes live in a libevent bufferevent; its output is
+ * bounded by CONN_MAX_OUTPUT_BYTES (a peer that stops reading is dropped,
+ * never buffered without limit).  One timer per connection serves every
+ * deadline: the keep-alive idle limit, the first-hello deadline, the ping
+ * interval with its pong timeout, and the close-handshake linger.
+ *
+ * Worker thread, owner worker only, for every function here.
+ */
+#ifndef MESHD_CONN_H
+#define MESHD_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct worker;
+struct bufferevent;
+struct event;
+struct ws;
+
+enum conn_state {
+	CONN_HTTP,     /* reading requests */
+	CONN_WS,       /* WebSocket open */
+	CONN_CLOSING,  /* flushing a last response or finishing the close handshake */
+	CONN_CLOSED,   /* released; freed after this loop iteration */
+};
+
+struct conn {
+	struct worker *w;
+	uint32_t slot;
+	uint32_t gen;
+	struct bufferevent *bev;
+	struct event *timer;
+	enum conn_state state;
+	struct ws *ws;
+
+	int64_t deadline_ms;       /* CONN_HTTP idle limit / CONN_CLOSING linger (monotonic) */
+	int64_t hello_deadline_ms; /* CONN_WS before hello */
+	int64_t next_ping_ms;
+	int64_t last_pong_ms;
+	bool hello_done;
+	long long body_skip;       /* request-body bytes still to discard */
+
+	struct conn *next_closing;
+	char addr[64];
+};
+
+/* Takes ownership of an accepted, non-blocking fd. */
+void conn_open(struct worker *w, int fd, const char *addr);
+
+/* Sends an HTTP response (CORS headers always; body may be NULL).  `close`
+ * adds "Connection: close" and closes once it is flushed. */
+void conn_http_respond(struct conn *c, int status, const char *content_type,
+		       const char *body, size_t len, bool close);
+
+/* Sends one WebSocket text message (a JSON document). */
+void conn_ws_send(struct conn *c, const char *json, size_t len);
+/* Starts the close handshake with code/reason, then drops the socket when it
+ * completes or the linger time passes. */
+void conn_ws_close(struct conn *c, uint16_t code, const char *reason);
+
+/* Drops the TCP connection now, no close frame (PROTOCOL.md §16.1 "TCP drop"). */
+void conn_abort(struct conn *c);
+
+/* Graceful shutdown: WebSockets get 1001 "shutting down", idle HTTP is dropped. */
+void conn_shutdown(struct conn *c);
+
+/* Called by the worker after the loop iteration to free a released conn. */
+void conn_free(struct conn *c);
+
+#endif

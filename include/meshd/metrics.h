@@ -1,0 +1,69 @@
+/* metrics — the Prometheus series of PROTOCOL.md §10, in its exact order.
+ *
+ * Values are process-wide C11 atomics (relaxed): any thread may bump them and
+ * /metrics, served by whichever worker holds the request, sums nothing and
+ * locks nothing.  Labelled series have a fixed set of label values; each
+ * records when it was first touched so the text lists them in first-touch
+ * order, as the reference does.
+ */
+#ifndef MESHD_METRICS_H
+#define MESHD_METRICS_H
+
+#include <stdint.h>
+
+struct evbuffer;
+
+enum metric_id {
+	METRIC_CONNECTIONS_TOTAL,
+	METRIC_CONNECTIONS_REJECTED,   /* label: enum reject_reason */
+	METRIC_CONNECTIONS_ACTIVE,     /* gauge */
+	METRIC_MESSAGES_ROUTED,        /* label: enum route_priority */
+	METRIC_MESSAGES_REJECTED,      /* label: enum msg_reject_reason */
+	METRIC_MESSAGES_DROPPED_BY_GRANT, /* label: enum grant_cap */
+	METRIC_LEGACY_AUTH_HITS,
+	METRIC_QUEUE_DEPTH,            /* gauge */
+	METRIC_TTL_SWEEPS,             /* label: flipped count, see metrics_inc_ttl_sweep */
+	METRIC_HOOK_REQUESTS,
+	METRIC_HOOK_RATE_LIMITED,
+	METRIC_DB_HEALTHY,             /* gauge */
+	METRIC__COUNT
+};
+
+/* broker_connections_rejected_total{reason}: the labels of PROTOCOL.md §5.3. */
+enum reject_reason {
+	REJECT_BAD_SESSION_PUBKEY, REJECT_CAPACITY, REJECT_TIMESTAMP_SKEW, REJECT_MALFORMED,
+	REJECT_BAD_SIGNATURE, REJECT_REVOKED, REJECT_UNAUTHORIZED, REJECT_BAD_PARENT_PUBKEY,
+	REJECT_ATTESTATION_MISMATCH, REJECT_ATTESTATION_MALFORMED, REJECT_ATTESTATION_EXPIRED,
+	REJECT_ATTESTATION_TTL_TOO_LONG, REJECT_ATTESTATION_BAD_SIGNATURE,
+	REJECT_SESSION_TIMESTAMP_SKEW, REJECT_SESSION_MALFORMED, REJECT_SESSION_BAD_SIGNATURE,
+	REJECT_PARENT_MEMBER_ID_MISMATCH,
+	REJECT__COUNT
+};
+
+enum route_priority { ROUTE_NOW, ROUTE_NEXT, ROUTE_LOW, ROUTE_STREAM, ROUTE__COUNT };
+
+enum msg_reject_reason {
+	MSG_REJECT_RATE_LIMIT, MSG_REJECT_TOO_LARGE, MSG_REJECT_NO_RECIPIENT,
+	MSG_REJECT_PARSE_OR_HANDLER, MSG_REJECT__COUNT
+};
+
+enum grant_cap { GRANT_DM, GRANT_BROADCAST, GRANT__COUNT };
+
+/* Any thread. */
+void metrics_inc(enum metric_id id);
+void metrics_inc_label(enum metric_id id, int label);
+void metrics_gauge_add(enum metric_id id, int64_t delta);
+void metrics_gauge_set(enum metric_id id, int64_t value);
+/* broker_ttl_sweeps_total{flipped="<n>"}: one sweep that flipped n presences. */
+void metrics_inc_ttl_sweep(unsigned flipped);
+
+/* Current value (unlabelled: label is ignored).  For tests and /health. */
+int64_t metrics_get(enum metric_id id, int label);
+
+/* Appends the whole exposition text (Content-Type text/plain; version=0.0.4). */
+void metrics_render(struct evbuffer *out);
+
+/* Back to all-zero, untouched.  Unit tests only. */
+void metrics_reset(void);
+
+#endif

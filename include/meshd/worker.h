@@ -1,0 +1,74 @@
+/* worker — one event loop thread: its connections and, from the mesh
+ * protocol on, its shard of meshes (hash(meshId) % N).  Nothing in a worker
+ * is touched by another thread; the inbox is the only way in.
+ */
+#ifndef MESHD_WORKER_H
+#define MESHD_WORKER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meshd/inbox.h"
+
+struct server;
+struct conn;
+struct event_base;
+struct event;
+
+/* acceptor -> worker */
+struct msg_new_conn {
+	struct msg hdr; /* MSG_NEW_CONN */
+	int fd;
+	char addr[64];  /* "ip:port" of the peer, for logs */
+};
+
+/* main -> worker: close every connection (WebSockets with 1001), then stop;
+ * whatever is still open after timeout_ms is dropped. */
+struct msg_shutdown {
+	struct msg hdr; /* MSG_SHUTDOWN */
+	int timeout_ms;
+};
+
+struct worker {
+	int id;
+	struct server *srv;
+	pthread_t thread;
+	char name[16];
+	struct event_base *base;
+	struct inbox inbox;
+	struct event *inbox_ev;
+
+	/* Connection table: slot index + generation make a conn_id that other
+	 * threads may hold and that goes stale when the slot is reused. */
+	struct conn **slots;
+	uint32_t *gens;
+	uint32_t nslots;
+	uint32_t *free_slots;
+	uint32_t nfree;
+	size_t nconns;
+
+	struct conn *closing; /* freed after the current loop iteration */
+	bool stop;
+	bool draining; /* MSG_SHUTDOWN received: stop once nconns == 0 */
+	struct event *drain_deadline;
+};
+
+/* Main thread, before start. */
+bool worker_init(struct worker *w, struct server *srv, int id) __attribute__((warn_unused_result));
+bool worker_start(struct worker *w) __attribute__((warn_unused_result));
+void worker_join(struct worker *w);
+void worker_destroy(struct worker *w);
+
+/* Any thread: hands a message to w (ownership moves). */
+void worker_post(struct worker *w, struct msg *m);
+
+/* Worker thread (w's own). */
+uint32_t worker_conn_add(struct worker *w, struct conn *c, uint32_t *gen_out);
+void worker_conn_remove(struct worker *w, uint32_t slot);
+struct conn *worker_conn_get(struct worker *w, uint32_t slot, uint32_t gen);
+/* Queues c to be freed after this loop iteration (STYLE.md §5). */
+void worker_defer_free(struct worker *w, struct conn *c);
+
+#endif

@@ -1,0 +1,63 @@
+/* ws — one WebSocket session on top of a connection's byte buffers.
+ *
+ * Framing, masking, fragmentation, control frames and the close handshake are
+ * wslay's (RFC 6455); this module only pumps bytes between the connection's
+ * input/output evbuffers and wslay, enforces the message-size cap (wslay
+ * closes with 1009), and hands complete text/binary messages to a callback.
+ * Owner worker thread only, like the connection it belongs to.
+ */
+#ifndef MESHD_WS_H
+#define MESHD_WS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct evbuffer;
+struct ws;
+
+#define WS_ACCEPT_KEY_LEN 28 /* base64 of a 20-byte SHA-1 */
+
+enum ws_close_code {
+	WS_CLOSE_NORMAL = 1000,
+	WS_CLOSE_GOING_AWAY = 1001,
+	WS_CLOSE_POLICY = 1008,
+	WS_CLOSE_TOO_BIG = 1009,
+	WS_CLOSE_BANNED = 4002,
+};
+
+struct ws_handlers {
+	/* A complete text or binary message (binary = true for opcode 0x2). */
+	void (*on_message)(void *ud, const uint8_t *data, size_t len, bool binary);
+	/* A pong arrived (the heartbeat). */
+	void (*on_pong)(void *ud);
+};
+
+/* Sec-WebSocket-Accept for a client key: base64(SHA-1(key ++ RFC 6455 GUID)).
+ * out receives WS_ACCEPT_KEY_LEN chars plus a NUL.  Any thread (pure). */
+void ws_accept_key(const char *key, size_t key_len, char out[WS_ACCEPT_KEY_LEN + 1]);
+/* A valid Sec-WebSocket-Key is base64 of exactly 16 bytes (RFC 6455 §4.1). */
+bool ws_client_key_valid(const char *key, size_t key_len);
+
+struct ws *ws_new(struct evbuffer *in, struct evbuffer *out, uint64_t max_message,
+		  const struct ws_handlers *h, void *ud);
+void ws_free(struct ws *ws);
+
+/* Feeds every byte waiting in `in` to wslay (callbacks run from here), then
+ * flushes queued frames to `out`.  False on a fatal protocol or callback
+ * error: the caller drops the connection. */
+bool ws_pump(struct ws *ws) __attribute__((warn_unused_result));
+
+/* Queue a frame; call ws_pump() or ws_flush() to move it to `out`.
+ * False when the session no longer accepts frames (close already queued). */
+bool ws_send_text(struct ws *ws, const char *data, size_t len);
+bool ws_send_ping(struct ws *ws);
+bool ws_send_close(struct ws *ws, uint16_t code, const char *reason);
+bool ws_flush(struct ws *ws) __attribute__((warn_unused_result));
+
+/* The close handshake is complete (or reading and writing are both over):
+ * nothing more will be read or written. */
+bool ws_finished(const struct ws *ws);
+bool ws_close_sent(const struct ws *ws);
+
+#endif

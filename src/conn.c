@@ -1,0 +1,506 @@
+/* conn — one client connection: HTTP/1.1, then maybe a WebSocket; see include/meshd/conn.h. */
+#include "config.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "meshd/alloc.h"
+#include "meshd/clock.h"
+#include "meshd/config.h"
+#include "meshd/conn.h"
+#include "meshd/endpoint.h"
+#include "meshd/http.h"
+#include "meshd/log.h"
+#include "meshd/metrics.h"
+#include "meshd/proto.h"
+#include "meshd/server.h"
+#include "meshd/thread.h"
+#include "meshd/worker.h"
+#include "meshd/ws.h"
+
+/* How long a closing connection may take to flush its last bytes or to
+ * answer our close frame before it is dropped. */
+#define CLOSE_LINGER_MS 2000
+/* Input beyond this is left in the kernel until we have consumed what we hold:
+ * it bounds per-connection input buffering (wslay keeps its own, capped by
+ * WS_MAX_MESSAGE_BYTES, for a message being reassembled). */
+#define READ_HIGH_WATERMARK (64 * 1024)
+
+static const char cors_headers[] =
+	"Access-Control-Allow-Origin: *\r\n"
+	"Access-Control-Allow-Methods: POST, GET, OPTIONS\r\n"
+	"Access-Control-Allow-Headers: Content-Type, X-Mesh-Id, X-Member-Id, X-File-Name, "
+	"X-Tags, X-Persistent, X-Target-Spec\r\n";
+
+static void read_cb(struct bufferevent *bev, void *arg);
+static void write_cb(struct bufferevent *bev, void *arg);
+static void event_cb(struct bufferevent *bev, short what, void *arg);
+static void timer_cb(evutil_socket_t fd, short what, void *arg);
+static void ws_on_message(void *ud, const uint8_t *data, size_t len, bool binary);
+static void ws_on_pong(void *ud);
+
+static const struct ws_handlers ws_handlers = {
+	.on_message = ws_on_message,
+	.on_pong = ws_on_pong,
+};
+
+static const struct config *cfg_of(const struct conn *c)
+{
+	return c->w->srv->cfg;
+}
+
+static void arm_timer(struct conn *c, int64_t at_ms)
+{
+	int64_t delta = at_ms - clock_mono_ms();
+	if (delta < 0)
+		delta = 0;
+	struct timeval tv = { .tv_sec = delta / 1000, .tv_usec = (delta % 1000) * 1000 };
+	evtimer_add(c->timer, &tv);
+}
+
+/* The next moment this connection's timer must look at it. */
+static void rearm(struct conn *c)
+{
+	switch (c->state) {
+	case CONN_HTTP:
+	case CONN_CLOSING:
+		arm_timer(c, c->deadline_ms);
+		break;
+	case CONN_WS: {
+		int64_t at = c->next_ping_ms;
+		if (!c->hello_done && c->hello_deadline_ms < at)
+			at = c->hello_deadline_ms;
+		arm_timer(c, at);
+		break;
+	}
+	case CONN_CLOSED:
+		break;
+	}
+}
+
+void conn_open(struct worker *w, int fd, const char *addr)
+{
+	MESHD_ASSERT_ON_WORKER(w);
+	struct conn *c = xcalloc(1, sizeof(*c));
+	c->w = w;
+	c->state = CONN_HTTP;
+	snprintf(c->addr, sizeof(c->addr), "%s", addr);
+	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->timer = evtimer_new(w->base, timer_cb, c);
+	if (!c->bev || !c->timer) {
+		log_error("conn_open_failed", "addr=%s", addr);
+		if (c->bev)
+			bufferevent_free(c->bev);
+		else
+			close(fd);
+		if (c->timer)
+			event_free(c->timer);
+		xfree(c);
+		return;
+	}
+	c->slot = worker_conn_add(w, c, &c->gen);
+	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATERMARK);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	/* Keep-alive idle limit: a connection must send a request within the
+	 * hello deadline, which also stops slow-loris heads. */
+	c->deadline_ms = clock_mono_ms() + (int64_t)cfg_of(c)->hello_deadline_seconds * 1000;
+	rearm(c);
+	log_debug("conn_open", "worker=%d conn=%u addr=%s", w->id, c->slot, c->addr);
+}
+
+/* Releases the connection: no more callbacks; memory is freed after the
+ * loop iteration, so callers up the stack may still look at c->state. */
+static void release(struct conn *c)
+{
+	if (c->state == CONN_CLOSED)
+		return;
+	bool was_ws = c->ws != NULL;
+	c->state = CONN_CLOSED;
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	evtimer_del(c->timer);
+	worker_conn_remove(c->w, c->slot);
+	worker_defer_free(c->w, c);
+	log_debug("conn_close", "worker=%d conn=%u ws=%b", c->w->id, c->slot, was_ws);
+}
+
+void conn_free(struct conn *c)
+{
+	ws_free(c->ws);
+	bufferevent_free(c->bev); /* closes the fd */
+	event_free(c->timer);
+	xfree(c);
+}
+
+void conn_abort(struct conn *c)
+{
+	release(c);
+}
+
+/* Closes once the output buffer has drained (or the linger time passed). */
+static void close_when_flushed(struct conn *c)
+{
+	if (c->state == CONN_CLOSED)
+		return;
+	c->state = CONN_CLOSING;
+	bufferevent_disable(c->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		release(c);
+		return;
+	}
+	c->deadline_ms = clock_mono_ms() + CLOSE_LINGER_MS;
+	rearm(c);
+}
+
+/* A peer that stops reading must not grow our memory (DESIGN.md §4). */
+static bool output_within_bound(struct conn *c)
+{
+	size_t len = evbuffer_get_length(bufferevent_get_output(c->bev));
+	if (len <= cfg_of(c)->conn_max_output_bytes)
+		return true;
+	log_warn("conn_output_overflow", "worker=%d conn=%u bytes=%zu", c->w->id, c->slot, len);
+	release(c);
+	return false;
+}
+
+void conn_http_respond(struct conn *c, int status, const char *content_type,
+		       const char *body, size_t len, bool close)
+{
+	if (c->state == CONN_CLOSED)
+		return;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
+	evbuffer_add(out, cors_headers, sizeof(cors_headers) - 1);
+	if (content_type)
+		evbuffer_add_printf(out, "Content-Type: %s\r\n", content_type);
+	if (status != 204)
+		evbuffer_add_printf(out, "Content-Length: %zu\r\n", len);
+	evbuffer_add_printf(out, "Connection: %s\r\n\r\n", close ? "close" : "keep-alive");
+	if (body && len && status != 204)
+		evbuffer_add(out, body, len);
+	if (close)
+		close_when_flushed(c);
+	else
+		output_within_bound(c);
+}
+
+/* ---- HTTP ------------------------------------------------------------ */
+
+static bool target_is(const struct http_request *req, const char *path)
+{
+	size_t n = strlen(path);
+	return req->target_len == n && memcmp(req->target, path, n) == 0;
+}
+
+/* A valid upgrade on exactly /ws (PROTOCOL.md §2.3). */
+static void ws_upgrade(struct conn *c, const struct http_request *req)
+{
+	if (req->method != HTTP_GET) {
+		conn_http_respond(c, 405, "application/json", "{\"error\":\"method not allowed\"}", 30, true);
+		return;
+	}
+	const struct http_header *key = http_find_header(req, "Sec-WebSocket-Key");
+	const struct http_header *ver = http_find_header(req, "Sec-WebSocket-Version");
+	if (!req->upgrade_websocket || !key || !ws_client_key_valid(key->value, key->value_len) ||
+	    !ver || ver->value_len != 2 || memcmp(ver->value, "13", 2) != 0) {
+		conn_http_respond(c, 400, "application/json", "{\"error\":\"bad websocket upgrade\"}",
+				  33, true);
+		return;
+	}
+	char accept[WS_ACCEPT_KEY_LEN + 1];
+	ws_accept_key(key->value, key->value_len, accept);
+
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	evbuffer_add_printf(out,
+			    "HTTP/1.1 101 Switching Protocols\r\n"
+			    "Upgrade: websocket\r\n"
+			    "Connection: Upgrade\r\n"
+			    "Sec-WebSocket-Accept: %s\r\n",
+			    accept);
+	/* No subprotocol is required; like the reference, echo the first one offered.
+	 * Extensions (permessage-deflate) are declined by not answering them. */
+	const struct http_header *proto = http_find_header(req, "Sec-WebSocket-Protocol");
+	if (proto && proto->value_len) {
+		size_t n = 0;
+		while (n < proto->value_len && proto->value[n] != ',' && proto->value[n] != ' ')
+			n++;
+		evbuffer_add(out, "Sec-WebSocket-Protocol: ", 24);
+		evbuffer_add(out, proto->value, n);
+		evbuffer_add(out, "\r\n", 2);
+	}
+	evbuffer_add(out, "\r\n", 2);
+
+	c->ws = ws_new(bufferevent_get_input(c->bev), out, cfg_of(c)->ws_max_message_bytes,
+		       &ws_handlers, c);
+	if (!c->ws) {
+		release(c);
+		return;
+	}
+	c->state = CONN_WS;
+	int64_t now = clock_mono_ms();
+	c->last_pong_ms = now;
+	c->hello_deadline_ms = now + (int64_t)cfg_of(c)->hello_deadline_seconds * 1000;
+	c->next_ping_ms = now + (int64_t)cfg_of(c)->ping_interval_seconds * 1000;
+	metrics_inc(METRIC_CONNECTIONS_TOTAL);
+	rearm(c);
+	log_debug("ws_open", "worker=%d conn=%u addr=%s", c->w->id, c->slot, c->addr);
+}
+
+/* Handles one parsed request head; returns false when the connection stops
+ * reading requests (closed, closing, or upgraded). */
+static bool http_request(struct conn *c, const struct http_request *req)
+{
+	if (target_is(req, "/ws")) {
+		ws_upgrade(c, req);
+		return false;
+	}
+	if (req->upgrade_websocket) {
+		/* Upgrades anywhere else: socket destroyed, no response (§2.3). */
+		conn_abort(c);
+		return false;
+	}
+	if (req->content_length > (long long)cfg_of(c)->max_message_bytes) {
+		conn_http_respond(c, 413, "application/json", "{\"error\":\"payload too large\"}", 29,
+				  true);
+		return false;
+	}
+	/* No route reads a chunked body yet: answer, then close rather than
+	 * guess where the next request starts. */
+	bool close = !req->keep_alive || req->chunked;
+	endpoint_handle(c, req);
+	if (c->state != CONN_HTTP)
+		return false;
+	if (close) {
+		close_when_flushed(c);
+		return false;
+	}
+	c->body_skip = req->content_length > 0 ? req->content_length : 0;
+	c->deadline_ms = clock_mono_ms() + (int64_t)cfg_of(c)->hello_deadline_seconds * 1000;
+	rearm(c);
+	return true;
+}
+
+static void http_fail(struct conn *c, int status)
+{
+	char body[64];
+	int n = snprintf(body, sizeof(body), "{\"error\":\"%s\"}", http_status_text(status));
+	conn_http_respond(c, status, "application/json", body, (size_t)n, true);
+}
+
+static void http_process(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	while (c->state == CONN_HTTP) {
+		size_t len = evbuffer_get_length(in);
+		if (c->body_skip > 0) {
+			size_t n = (size_t)c->body_skip < len ? (size_t)c->body_skip : len;
+			evbuffer_drain(in, n);
+			c->body_skip -= (long long)n;
+			len -= n;
+		}
+		if (c->body_skip > 0 || len == 0)
+			return;
+		size_t look = len < HTTP_MAX_HEAD ? len : HTTP_MAX_HEAD;
+		const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
+		struct http_request req;
+		switch (http_parse_head(buf, look, &req)) {
+		case HTTP_PARSE_INCOMPLETE:
+			return;
+		case HTTP_PARSE_TOO_LARGE:
+			http_fail(c, 431);
+			return;
+		case HTTP_PARSE_BAD_REQUEST:
+			http_fail(c, 400);
+			return;
+		case HTTP_PARSE_BAD_VERSION:
+			http_fail(c, 505);
+			return;
+		case HTTP_PARSE_OK:
+			break;
+		}
+		/* req points into `buf`: handle it before draining the head. */
+		size_t head_len = req.head_len;
+		bool more = http_request(c, &req);
+		if (c->state == CONN_CLOSED)
+			return;
+		evbuffer_drain(in, head_len);
+		if (!more) {
+			/* Bytes after an upgrade head are already WebSocket frames. */
+			if (c->state == CONN_WS && (!ws_pump(c->ws) || !output_within_bound(c)))
+				release(c);
+			return;
+		}
+	}
+}
+
+/* ---- WebSocket ------------------------------------------------------- */
+
+static void ws_on_message(void *ud, const uint8_t *data, size_t len, bool binary)
+{
+	struct conn *c = ud;
+	if (c->state != CONN_WS)
+		return; /* closing: the rest of what the peer sent is moot */
+	proto_on_message(c, data, len);
+}
+
+static void ws_on_pong(void *ud)
+{
+	struct conn *c = ud;
+	c->last_pong_ms = clock_mono_ms();
+}
+
+void conn_ws_send(struct conn *c, const char *json, size_t len)
+{
+	if (c->state != CONN_WS)
+		return;
+	if (!ws_send_text(c->ws, json, len) || !ws_flush(c->ws)) {
+		release(c);
+		return;
+	}
+	output_within_bound(c);
+}
+
+void conn_ws_close(struct conn *c, uint16_t code, const char *reason)
+{
+	if (c->state != CONN_WS)
+		return;
+	c->state = CONN_CLOSING;
+	if (!ws_send_close(c->ws, code, reason) || !ws_flush(c->ws)) {
+		release(c);
+		return;
+	}
+	c->deadline_ms = clock_mono_ms() + CLOSE_LINGER_MS;
+	rearm(c);
+	log_debug("ws_close_sent", "worker=%d conn=%u code=%u reason=%s", c->w->id, c->slot,
+		  (unsigned)code, reason);
+}
+
+/* After wslay consumed input: the close handshake may be over, or wslay may
+ * have queued a close of its own (1009 for an oversize message). */
+static void ws_after_pump(struct conn *c)
+{
+	if (c->state == CONN_WS && ws_close_sent(c->ws)) {
+		c->state = CONN_CLOSING;
+		c->deadline_ms = clock_mono_ms() + CLOSE_LINGER_MS;
+		rearm(c);
+	}
+	if (ws_finished(c->ws) && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		release(c);
+}
+
+static void ws_tick(struct conn *c)
+{
+	const struct config *cfg = cfg_of(c);
+	int64_t now = clock_mono_ms();
+	if (!c->hello_done && now >= c->hello_deadline_ms) {
+		/* Q15: a socket that never says hello does not stay open. */
+		conn_ws_close(c, WS_CLOSE_POLICY, "hello_timeout");
+		return;
+	}
+	if (now >= c->next_ping_ms) {
+		if (now - c->last_pong_ms > (int64_t)cfg->pong_timeout_seconds * 1000) {
+			/* §7.6: terminate, no close frame. */
+			log_info("ws_pong_timeout", "worker=%d conn=%u", c->w->id, c->slot);
+			release(c);
+			return;
+		}
+		if (!ws_send_ping(c->ws) || !ws_flush(c->ws)) {
+			release(c);
+			return;
+		}
+		c->next_ping_ms = now + (int64_t)cfg->ping_interval_seconds * 1000;
+		if (!output_within_bound(c))
+			return;
+	}
+	rearm(c);
+}
+
+void conn_shutdown(struct conn *c)
+{
+	switch (c->state) {
+	case CONN_WS:
+		conn_ws_close(c, WS_CLOSE_GOING_AWAY, "shutting down");
+		break;
+	case CONN_HTTP:
+		release(c);
+		break;
+	case CONN_CLOSING:
+	case CONN_CLOSED:
+		break;
+	}
+}
+
+/* ---- libevent callbacks ---------------------------------------------- */
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	switch (c->state) {
+	case CONN_HTTP:
+		http_process(c);
+		break;
+	case CONN_WS:
+	case CONN_CLOSING:
+		if (!c->ws) {
+			evbuffer_drain(bufferevent_get_input(bev),
+				       evbuffer_get_length(bufferevent_get_input(bev)));
+			break;
+		}
+		if (!ws_pump(c->ws)) {
+			release(c);
+			break;
+		}
+		if (c->state != CONN_CLOSED && output_within_bound(c))
+			ws_after_pump(c);
+		break;
+	case CONN_CLOSED:
+		break;
+	}
+}
+
+/* The output buffer drained. */
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	if (c->state != CONN_CLOSING)
+		return;
+	if (!c->ws || ws_finished(c->ws))
+		release(c);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		release(c);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	switch (c->state) {
+	case CONN_HTTP:
+		if (clock_mono_ms() >= c->deadline_ms) {
+			release(c); /* idle keep-alive or a head that never completed */
+			return;
+		}
+		rearm(c);
+		break;
+	case CONN_WS:
+		ws_tick(c);
+		break;
+	case CONN_CLOSING:
+		if (clock_mono_ms() >= c->deadline_ms) {
+			release(c);
+			return;
+		}
+		rearm(c);
+		break;
+	case CONN_CLOSED:
+		break;
+	}
+}

@@ -1,0 +1,95 @@
+/* main — start-up, signals and shutdown of the meshd process (DESIGN.md §1). */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include "meshd/alloc.h"
+#include "meshd/config.h"
+#include "meshd/log.h"
+#include "meshd/migrate.h"
+#include "meshd/server.h"
+
+/* Publishes the bound port for whoever started us (tests use port 0): written
+ * to a temp file and renamed, so a reader never sees a partial number. */
+static void write_port_file(const char *path, int port)
+{
+	char tmp[4096];
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+	FILE *f = fopen(tmp, "w");
+	if (!f || fprintf(f, "%d\n", port) < 0 || fclose(f) != 0 || rename(tmp, path) != 0)
+		die("port_file_failed", "path=%s error=%s", path, strerror(errno));
+}
+
+static const char *pick_git_sha(const struct config *cfg)
+{
+	if (cfg->git_sha)
+		return cfg->git_sha;
+	return MESHD_GIT_SHA; /* `git rev-parse --short HEAD` at configure time, or "unknown" */
+}
+
+int main(int argc, char **argv)
+{
+	struct config cfg;
+	char err[512];
+	switch (config_load(&cfg, argc, argv, stdout, err, sizeof(err))) {
+	case CONFIG_OK:
+		break;
+	case CONFIG_EXIT:
+		config_free(&cfg);
+		return 0;
+	case CONFIG_INVALID:
+		fprintf(stderr, "%s\n", err);
+		config_free(&cfg);
+		return 1;
+	}
+	log_set_level(cfg.log_level);
+	if (!cfg.database_url) {
+		fprintf(stderr, "meshd: DATABASE_URL is required (or --database-url)\n");
+		config_free(&cfg);
+		return 1;
+	}
+
+	/* Signals are taken synchronously by main (sigwait); every thread
+	 * inherits this mask, so none of them is interrupted by one. */
+	signal(SIGPIPE, SIG_IGN);
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+	if (sodium_init() < 0)
+		die("startup_failed", "reason=%s", "libsodium");
+	json_object_seed(0); /* seed jansson's hash once, before any thread uses it */
+
+	if (!cfg.skip_migrate) {
+		int applied = migrate_run(cfg.database_url);
+		if (applied < 0)
+			die("startup_failed", "reason=%s", "migrations");
+	}
+
+	struct server srv;
+	server_init(&srv, &cfg, pick_git_sha(&cfg));
+	server_start(&srv);
+	if (cfg.port_file)
+		write_port_file(cfg.port_file, srv.port);
+	log_info("listening", "host=%s port=%d workers=%d allocator=%s version=%s", cfg.host,
+		 srv.port, srv.nworkers, alloc_name(), PACKAGE_VERSION);
+
+	int sig = 0;
+	while (sigwait(&sigs, &sig) != 0)
+		;
+	log_info("shutdown_begin", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	bool in_time = server_shutdown(&srv);
+	server_free(&srv);
+	config_free(&cfg);
+	return in_time ? 0 : 1;
+}

@@ -1,0 +1,164 @@
+/* Unit tests: WebSocket handshake key and the wslay glue (src/ws.c). */
+#include "config.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "meshd/ws.h"
+
+START_TEST(accept_key_rfc6455_example)
+{
+	/* RFC 6455 §1.3: the server's answer to this exact key. */
+	const char *key = "dGhlIHNhbXBsZSBub25jZQ==";
+	char out[WS_ACCEPT_KEY_LEN + 1];
+	ws_accept_key(key, strlen(key), out);
+	ck_assert_str_eq(out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+}
+END_TEST
+
+START_TEST(client_key_validation)
+{
+	ck_assert(ws_client_key_valid("dGhlIHNhbXBsZSBub25jZQ==", 24));
+	ck_assert(!ws_client_key_valid("dGhlIHNhbXBsZSBub25jZQ=", 23));   /* short */
+	ck_assert(!ws_client_key_valid("dGhlIHNhbXBsZSBub25jZQ!!", 24));  /* not base64 */
+	ck_assert(!ws_client_key_valid("dGhlIHNhbXBsZSBub25jZXh4", 24));  /* 18 bytes */
+	ck_assert(!ws_client_key_valid("", 0));
+}
+END_TEST
+
+struct seen {
+	int messages;
+	int pongs;
+	char last[64];
+	bool binary;
+};
+
+static void on_message(void *ud, const uint8_t *data, size_t len, bool binary)
+{
+	struct seen *s = ud;
+	s->messages++;
+	s->binary = binary;
+	snprintf(s->last, sizeof(s->last), "%.*s", (int)len, (const char *)data);
+}
+
+static void on_pong(void *ud)
+{
+	((struct seen *)ud)->pongs++;
+}
+
+static const struct ws_handlers handlers = { on_message, on_pong };
+
+/* A masked client frame, built by hand for the test (the server side is wslay's). */
+static void client_frame(struct evbuffer *b, uint8_t opcode, const char *payload, size_t len)
+{
+	uint8_t head[2] = { (uint8_t)(0x80 | opcode), (uint8_t)(0x80 | len) };
+	const uint8_t mask[4] = { 1, 2, 3, 4 };
+	evbuffer_add(b, head, 2);
+	evbuffer_add(b, mask, 4);
+	for (size_t i = 0; i < len; i++) {
+		uint8_t c = (uint8_t)payload[i] ^ mask[i % 4];
+		evbuffer_add(b, &c, 1);
+	}
+}
+
+START_TEST(pump_delivers_messages_split_anywhere)
+{
+	struct evbuffer *wire = evbuffer_new();
+	client_frame(wire, 0x1, "{\"type\":\"x\"}", 12);
+	client_frame(wire, 0x2, "bin", 3);
+	client_frame(wire, 0xA, "", 0); /* pong */
+	size_t total = evbuffer_get_length(wire);
+	unsigned char *bytes = malloc(total);
+	evbuffer_remove(wire, bytes, total);
+
+	for (size_t split = 0; split <= total; split++) {
+		struct evbuffer *in = evbuffer_new(), *out = evbuffer_new();
+		struct seen s = { 0 };
+		struct ws *ws = ws_new(in, out, 1 << 20, &handlers, &s);
+		evbuffer_add(in, bytes, split);
+		ck_assert(ws_pump(ws));
+		evbuffer_add(in, bytes + split, total - split);
+		ck_assert(ws_pump(ws));
+		ck_assert_int_eq(s.messages, 2);
+		ck_assert_str_eq(s.last, "bin");
+		ck_assert(s.binary);
+		ck_assert_int_eq(s.pongs, 1);
+		ws_free(ws);
+		evbuffer_free(in);
+		evbuffer_free(out);
+	}
+	free(bytes);
+	evbuffer_free(wire);
+}
+END_TEST
+
+START_TEST(oversize_message_closes_1009)
+{
+	struct evbuffer *in = evbuffer_new(), *out = evbuffer_new();
+	struct seen s = { 0 };
+	struct ws *ws = ws_new(in, out, 8, &handlers, &s);
+	client_frame(in, 0x1, "0123456789", 10);
+	ck_assert(ws_pump(ws));
+	ck_assert_int_eq(s.messages, 0);
+	ck_assert(ws_close_sent(ws));
+	/* Server frame: FIN|close, length 2, status 1009 big-endian. */
+	unsigned char frame[4];
+	ck_assert_int_eq(evbuffer_remove(out, frame, 4), 4);
+	ck_assert_int_eq(frame[0], 0x88);
+	ck_assert_int_eq(frame[1] & 0x7f, 2);
+	ck_assert_int_eq(frame[2] << 8 | frame[3], 1009);
+	ws_free(ws);
+	evbuffer_free(in);
+	evbuffer_free(out);
+}
+END_TEST
+
+START_TEST(text_and_close_frames_are_unmasked_server_frames)
+{
+	struct evbuffer *in = evbuffer_new(), *out = evbuffer_new();
+	struct seen s = { 0 };
+	struct ws *ws = ws_new(in, out, 1 << 20, &handlers, &s);
+	/* wslay sends queued control frames ahead of data frames, so a message
+	 * that must precede a close (an error, then 1008) is flushed first;
+	 * conn_ws_send() always does. */
+	ck_assert(ws_send_text(ws, "hi", 2));
+	ck_assert(ws_flush(ws));
+	ck_assert(ws_send_close(ws, 1001, "shutting down"));
+	ck_assert(ws_flush(ws));
+	unsigned char f[32];
+	size_t n = evbuffer_remove(out, f, sizeof(f));
+	ck_assert_uint_eq(n, 4 + 2 + 2 + 13);
+	ck_assert_int_eq(f[0], 0x81);
+	ck_assert_int_eq(f[1], 2);
+	ck_assert(memcmp(f + 2, "hi", 2) == 0);
+	ck_assert_int_eq(f[4], 0x88);
+	ck_assert_int_eq(f[5], 15);
+	ck_assert_int_eq(f[6] << 8 | f[7], 1001);
+	ck_assert(memcmp(f + 8, "shutting down", 13) == 0);
+	ck_assert(!ws_send_text(ws, "late", 4)); /* nothing after a close */
+	ws_free(ws);
+	evbuffer_free(in);
+	evbuffer_free(out);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("ws");
+	TCase *tc = tcase_create("core");
+	tcase_add_test(tc, accept_key_rfc6455_example);
+	tcase_add_test(tc, client_key_validation);
+	tcase_add_test(tc, pump_delivers_messages_split_anywhere);
+	tcase_add_test(tc, oversize_message_closes_1009);
+	tcase_add_test(tc, text_and_close_frames_are_unmasked_server_frames);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
