@@ -16,6 +16,8 @@
 #include "meshd/http.h"
 #include "meshd/log.h"
 #include "meshd/metrics.h"
+#include "meshd/hello.h"
+#include "meshd/presence.h"
 #include "meshd/proto.h"
 #include "meshd/server.h"
 #include "meshd/thread.h"
@@ -89,14 +91,17 @@ void conn_open(struct worker *w, int fd, const char *addr)
 	c->w = w;
 	c->state = CONN_HTTP;
 	snprintf(c->addr, sizeof(c->addr), "%s", addr);
-	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->fd = fd;
+	c->migrate_to = -1;
+	/* The conn owns the fd (not the bufferevent): it outlives the
+	 * bufferevent when the connection moves to another worker. */
+	c->bev = bufferevent_socket_new(w->base, fd, 0);
 	c->timer = evtimer_new(w->base, timer_cb, c);
 	if (!c->bev || !c->timer) {
 		log_error("conn_open_failed", "addr=%s", addr);
 		if (c->bev)
 			bufferevent_free(c->bev);
-		else
-			close(fd);
+		close(fd);
 		if (c->timer)
 			event_free(c->timer);
 		xfree(c);
@@ -121,6 +126,8 @@ static void release(struct conn *c)
 		return;
 	bool was_ws = c->ws != NULL;
 	c->state = CONN_CLOSED;
+	if (c->presence)
+		presence_conn_closed(c->presence);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	evtimer_del(c->timer);
 	worker_conn_remove(c->w, c->slot);
@@ -131,8 +138,19 @@ static void release(struct conn *c)
 void conn_free(struct conn *c)
 {
 	ws_free(c->ws);
-	bufferevent_free(c->bev); /* closes the fd */
-	event_free(c->timer);
+	if (c->bev)
+		bufferevent_free(c->bev);
+	if (c->timer)
+		event_free(c->timer);
+	if (c->carry_in)
+		evbuffer_free(c->carry_in);
+	if (c->carry_out)
+		evbuffer_free(c->carry_out);
+	if (c->fd >= 0)
+		close(c->fd);
+	if (c->hello)
+		hello_free(c->hello);
+	xfree(c->hello);
 	xfree(c);
 }
 
@@ -172,6 +190,7 @@ void conn_http_respond(struct conn *c, int status, const char *content_type,
 {
 	if (c->state == CONN_CLOSED)
 		return;
+	close = close || c->http_close;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
 	evbuffer_add(out, cors_headers, sizeof(cors_headers) - 1);
@@ -242,6 +261,8 @@ static void ws_upgrade(struct conn *c, const struct http_request *req)
 	}
 	c->state = CONN_WS;
 	int64_t now = clock_mono_ms();
+	/* Ping and pong timers start at the upgrade: a pre-hello socket is
+	 * watched too (the reference pings only registered presences). */
 	c->last_pong_ms = now;
 	c->hello_deadline_ms = now + (int64_t)cfg_of(c)->hello_deadline_seconds * 1000;
 	c->next_ping_ms = now + (int64_t)cfg_of(c)->ping_interval_seconds * 1000;
@@ -254,7 +275,7 @@ static void ws_upgrade(struct conn *c, const struct http_request *req)
  * reading requests (closed, closing, or upgraded). */
 static bool http_request(struct conn *c, const struct http_request *req)
 {
-	if (target_is(req, "/ws")) {
+	if (target_is(req, "/ws") && (req->upgrade || req->method == HTTP_GET)) {
 		ws_upgrade(c, req);
 		return false;
 	}
@@ -271,6 +292,7 @@ static bool http_request(struct conn *c, const struct http_request *req)
 	/* No route reads a chunked body yet: answer, then close rather than
 	 * guess where the next request starts. */
 	bool close = !req->keep_alive || req->chunked;
+	c->http_close = close;
 	endpoint_handle(c, req);
 	if (c->state != CONN_HTTP)
 		return false;
@@ -351,6 +373,8 @@ static void ws_on_pong(void *ud)
 {
 	struct conn *c = ud;
 	c->last_pong_ms = clock_mono_ms();
+	if (c->presence)
+		presence_heartbeat(c->presence);
 }
 
 void conn_ws_send(struct conn *c, const char *json, size_t len)
@@ -503,4 +527,57 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	case CONN_CLOSED:
 		break;
 	}
+}
+
+/* ---- moving to the owner worker ------------------------------------------ */
+
+void conn_migrate(struct conn *c, int worker_id)
+{
+	c->migrate_to = worker_id;
+	worker_defer_migrate(c->w, c);
+}
+
+void conn_detach(struct conn *c)
+{
+	struct worker *w = c->w;
+	MESHD_ASSERT_ON_WORKER(w);
+	c->carry_in = evbuffer_new();
+	c->carry_out = evbuffer_new();
+	evbuffer_add_buffer(c->carry_in, bufferevent_get_input(c->bev));
+	evbuffer_add_buffer(c->carry_out, bufferevent_get_output(c->bev));
+	bufferevent_free(c->bev);
+	c->bev = NULL;
+	event_free(c->timer);
+	c->timer = NULL;
+	ws_rebind(c->ws, c->carry_in, c->carry_out);
+	worker_conn_remove(w, c->slot);
+	c->w = NULL;
+}
+
+void conn_attach(struct worker *w, struct conn *c)
+{
+	MESHD_ASSERT_ON_WORKER(w);
+	c->w = w;
+	c->migrate_to = -1;
+	c->bev = bufferevent_socket_new(w->base, c->fd, 0);
+	c->timer = evtimer_new(w->base, timer_cb, c);
+	c->slot = worker_conn_add(w, c, &c->gen);
+	evbuffer_add_buffer(bufferevent_get_input(c->bev), c->carry_in);
+	evbuffer_add_buffer(bufferevent_get_output(c->bev), c->carry_out);
+	evbuffer_free(c->carry_in);
+	evbuffer_free(c->carry_out);
+	c->carry_in = c->carry_out = NULL;
+	ws_rebind(c->ws, bufferevent_get_input(c->bev), bufferevent_get_output(c->bev));
+	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATERMARK);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	rearm(c);
+}
+
+/* After conn_attach and the handshake step: frames that arrived behind the
+ * hello are processed here, on the owner. */
+void conn_resume_input(struct conn *c)
+{
+	if (c->state == CONN_WS && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		read_cb(c->bev, c);
 }

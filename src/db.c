@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,10 +105,21 @@ void db_job_param(struct db_job *job, const char *value)
 	job->params[job->nparams++] = value ? xstrdup(value) : NULL;
 }
 
+void db_job_paramf(struct db_job *job, const char *fmt, ...)
+{
+	char buf[64];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	db_job_param(job, buf);
+}
+
 void db_job_free(struct db_job *job)
 {
 	if (!job)
 		return;
+	xfree(job->mesh_id);
 	for (int i = 0; i < job->nparams; i++)
 		xfree(job->params[i]);
 	PQclear(job->res);

@@ -7,13 +7,16 @@
 
 #include "meshd/alloc.h"
 #include "meshd/conn.h"
+#include "meshd/handshake.h"
+#include "meshd/presence.h"
+#include "meshd/route.h"
 #include "meshd/log.h"
 #include "meshd/metrics.h"
 #include "meshd/proto.h"
 #include "meshd/worker.h"
 
 /* Serialises compactly, in insertion order, as JSON.stringify does, and sends. */
-static void send_json(struct conn *c, json_t *obj)
+void proto_send_json(struct conn *c, json_t *obj)
 {
 	char *text = json_dumps(obj, JSON_COMPACT);
 	if (text) {
@@ -31,15 +34,36 @@ void proto_send_error(struct conn *c, const char *code, const char *message, con
 	json_object_set_new(o, "message", json_string(message));
 	if (req_id)
 		json_object_set_new(o, "_reqId", json_string(req_id));
-	send_json(c, o);
+	proto_send_json(c, o);
 }
 
-static void on_hello(struct conn *c, json_t *msg, const char *type)
+struct handler {
+	const char *type;
+	void (*fn)(struct conn *c, const json_t *msg);
+};
+
+/* Requests after the handshake.  Anything else is ignored (D7). */
+static const struct handler handlers[] = {
+	{ "send", route_send },
+	{ "client_ack", route_client_ack },
+	{ "message_status", route_message_status },
+	{ "list_peers", presence_list_peers },
+	{ "set_status", presence_set_status },
+	{ "set_summary", presence_set_summary },
+	{ "join_group", presence_join_group },
+	{ "leave_group", presence_leave_group },
+};
+
+static void dispatch(struct conn *c, const json_t *msg, const char *type)
 {
-	/* The handshake (PROTOCOL.md §5) arrives with the mesh protocol core.
-	 * Until then a hello gets what the reference gives a hello that fails
-	 * at presence creation: no reply; the deadline closes the socket. */
-	log_debug("hello_unhandled", "worker=%d conn=%u type=%s", c->w->id, c->slot, type);
+	if (!type || !c->presence)
+		return; /* replaced or evicted while the socket was open: silent (§4.3) */
+	for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++) {
+		if (strcmp(handlers[i].type, type) == 0) {
+			handlers[i].fn(c, msg);
+			return;
+		}
+	}
 }
 
 void proto_on_message(struct conn *c, const uint8_t *data, size_t len)
@@ -56,8 +80,9 @@ void proto_on_message(struct conn *c, const uint8_t *data, size_t len)
 	}
 	const char *type = json_string_value(json_object_get(msg, "type"));
 	if (!c->hello_done) {
+		/* A handshake still in progress does not count (§4.3). */
 		if (type && (strcmp(type, "hello") == 0 || strcmp(type, "session_hello") == 0))
-			on_hello(c, msg, type);
+			handshake_begin(c, msg, type);
 		else
 			proto_send_error(c, "no_hello", "must send hello first", NULL);
 		json_decref(msg);
@@ -65,5 +90,6 @@ void proto_on_message(struct conn *c, const uint8_t *data, size_t len)
 	}
 	/* After the handshake: unknown types, non-objects and objects without a
 	 * type are ignored silently (§2.4, D7); never unknown_message_type. */
+	dispatch(c, msg, type);
 	json_decref(msg);
 }

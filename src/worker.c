@@ -9,6 +9,7 @@
 #include "meshd/alloc.h"
 #include "meshd/conn.h"
 #include "meshd/db.h"
+#include "meshd/handshake.h"
 #include "meshd/log.h"
 #include "meshd/server.h"
 #include "meshd/thread.h"
@@ -64,6 +65,31 @@ void worker_defer_free(struct worker *w, struct conn *c)
 	w->closing = c;
 }
 
+void worker_defer_migrate(struct worker *w, struct conn *c)
+{
+	c->next_migrating = w->migrating;
+	w->migrating = c;
+}
+
+/* Runs after the loop iteration, when nothing up the stack still holds a
+ * migrating conn: only then may another thread own it. */
+static void hand_over(struct worker *w)
+{
+	while (w->migrating) {
+		struct conn *c = w->migrating;
+		w->migrating = c->next_migrating;
+		c->next_migrating = NULL;
+		if (c->state == CONN_CLOSED)
+			continue; /* closed meanwhile: free_closed() has it */
+		int to = c->migrate_to;
+		conn_detach(c);
+		struct msg_adopt_conn *m = xcalloc(1, sizeof(*m));
+		m->hdr.type = MSG_ADOPT_CONN;
+		m->conn = c;
+		worker_post(&w->srv->workers[to], &m->hdr);
+	}
+}
+
 static void free_closed(struct worker *w)
 {
 	while (w->closing) {
@@ -95,6 +121,17 @@ static void handle(struct worker *w, struct msg *m)
 		else
 			conn_open(w, nc->fd, nc->addr);
 		xfree(nc);
+		break;
+	}
+	case MSG_ADOPT_CONN: {
+		struct conn *c = ((struct msg_adopt_conn *)m)->conn;
+		xfree(m);
+		if (w->draining) {
+			conn_free(c);
+			break;
+		}
+		conn_attach(w, c);
+		handshake_adopted(c);
 		break;
 	}
 	case MSG_DB_DONE: {
@@ -148,10 +185,12 @@ static void *worker_main(void *arg)
 	while (!w->stop) {
 		/* One iteration, then the work deferred to its end (STYLE.md §5–6). */
 		event_base_loop(w->base, EVLOOP_ONCE);
+		hand_over(w);
 		free_closed(w);
 		if (w->draining && w->nconns == 0)
 			w->stop = true;
 	}
+	hand_over(w);
 	/* Whatever is left after a drain timeout is dropped. */
 	for (uint32_t i = 0; i < w->nslots; i++)
 		if (w->slots[i])
@@ -173,6 +212,7 @@ bool worker_init(struct worker *w, struct server *srv, int id)
 		return false;
 	w->inbox_ev = event_new(w->base, inbox_fd(&w->inbox), EV_READ | EV_PERSIST, inbox_cb, w);
 	w->drain_deadline = evtimer_new(w->base, drain_deadline_cb, w);
+	shard_init(&w->shard, w);
 	return w->inbox_ev && w->drain_deadline && event_add(w->inbox_ev, NULL) == 0;
 }
 
@@ -193,12 +233,15 @@ void worker_destroy(struct worker *w)
 		struct msg *next = m->next;
 		if (m->type == MSG_NEW_CONN)
 			close(((struct msg_new_conn *)m)->fd);
+		if (m->type == MSG_ADOPT_CONN)
+			conn_free(((struct msg_adopt_conn *)m)->conn);
 		if (m->type == MSG_DB_DONE)
 			db_job_free((struct db_job *)m);
 		else
 			xfree(m);
 		m = next;
 	}
+	shard_free(&w->shard); /* before the base: presences hold timers */
 	if (w->inbox_ev)
 		event_free(w->inbox_ev);
 	if (w->drain_deadline)

@@ -122,6 +122,12 @@ void ws_free(struct ws *ws)
 	xfree(ws);
 }
 
+void ws_rebind(struct ws *ws, struct evbuffer *in, struct evbuffer *out)
+{
+	ws->in = in;
+	ws->out = out;
+}
+
 bool ws_flush(struct ws *ws)
 {
 	if (!wslay_event_want_write(ws->ctx))

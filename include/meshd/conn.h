@@ -19,8 +19,11 @@
 
 struct worker;
 struct bufferevent;
+struct evbuffer;
 struct event;
 struct ws;
+struct hello;
+struct presence;
 
 enum conn_state {
 	CONN_HTTP,     /* reading requests */
@@ -44,8 +47,24 @@ struct conn {
 	int64_t last_pong_ms;
 	bool hello_done;
 	long long body_skip;       /* request-body bytes still to discard */
+	bool http_close;           /* the request being answered ends the connection */
+
+	int fd;
+
+	/* Handshake: set while a hello is being checked, looked up or
+	 * migrated; then the presence this connection carries. */
+	struct hello *hello;
+	bool handshaking;
+	struct presence *presence;
+
+	/* While travelling to the owner worker (MSG_ADOPT_CONN): the bytes
+	 * read or queued but not yet processed or sent. */
+	struct evbuffer *carry_in;
+	struct evbuffer *carry_out;
+	int migrate_to;            /* worker id, or -1 */
 
 	struct conn *next_closing;
+	struct conn *next_migrating;
 	char addr[64];
 };
 
@@ -71,5 +90,15 @@ void conn_shutdown(struct conn *c);
 
 /* Called by the worker after the loop iteration to free a released conn. */
 void conn_free(struct conn *c);
+
+/* Moves a WebSocket connection to the worker that owns its mesh (DESIGN.md
+ * §1): conn_migrate() marks it; after the loop iteration the worker calls
+ * conn_detach() (its bufferevent and timer are dropped, the fd and unread
+ * bytes kept) and posts it; the owner calls conn_attach() and carries on. */
+void conn_migrate(struct conn *c, int worker_id);
+void conn_detach(struct conn *c);
+void conn_attach(struct worker *w, struct conn *c);
+/* Processes bytes already buffered (after an attach). */
+void conn_resume_input(struct conn *c);
 
 #endif

@@ -25,6 +25,7 @@
 #define MESHD_DB_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <libpq-fe.h>
 
@@ -55,6 +56,11 @@ struct db_job {
 	struct worker *origin;
 	db_done_fn done;
 	void *arg;
+	/* Who the completion is for, found again by id on the origin worker
+	 * (never by a pointer kept across the round trip). */
+	uint32_t conn_slot, conn_gen;
+	char *mesh_id;                 /* owned */
+	char presence_id[33];
 	/* Outcome, filled in by the db thread. */
 	bool ok;
 	PGresult *res;                 /* owned by the job; NULL unless ok */
@@ -66,6 +72,7 @@ struct db_job *db_job_new(const char *sql, unsigned flags, struct worker *origin
 			  void *arg);
 /* Copies value (NULL for SQL NULL).  At most DB_MAX_PARAMS. */
 void db_job_param(struct db_job *job, const char *value);
+void db_job_paramf(struct db_job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void db_job_free(struct db_job *job);
 
 /* Main thread, start-up. */

@@ -24,6 +24,7 @@ enum msg_type {
 	MSG_STOP = 1,       /* leave the event loop (acceptor, worker, db) */
 	MSG_SHUTDOWN,       /* worker: close every WebSocket with 1001, then stop */
 	MSG_NEW_CONN,       /* acceptor -> worker: a freshly accepted fd */
+	MSG_ADOPT_CONN,     /* worker -> owner worker: a connection changing shard */
 	MSG_DB_JOB,         /* worker -> db: a job to run */
 	MSG_DB_DONE,        /* db -> worker: a finished job, back to its origin */
 	MSG_TEST,           /* unit tests */

@@ -13,9 +13,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 struct conn;
 
 void proto_on_message(struct conn *c, const uint8_t *data, size_t len);
+
+/* Serialises obj compactly (key order as built) and sends it; takes the reference. */
+void proto_send_json(struct conn *c, json_t *obj);
 
 /* {"type":"error","code":…,"message":…[,"_reqId":…]} */
 void proto_send_error(struct conn *c, const char *code, const char *message, const char *req_id);

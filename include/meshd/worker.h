@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "meshd/inbox.h"
+#include "meshd/shard.h"
 
 struct server;
 struct conn;
@@ -31,6 +32,13 @@ struct msg_shutdown {
 	int timeout_ms;
 };
 
+/* worker -> owner worker: a WebSocket whose hello passed the stateless
+ * checks, moving to the shard of its mesh (the conn carries its hello). */
+struct msg_adopt_conn {
+	struct msg hdr; /* MSG_ADOPT_CONN */
+	struct conn *conn;
+};
+
 struct worker {
 	int id;
 	struct server *srv;
@@ -49,7 +57,9 @@ struct worker {
 	uint32_t nfree;
 	size_t nconns;
 
-	struct conn *closing; /* freed after the current loop iteration */
+	struct conn *closing;   /* freed after the current loop iteration */
+	struct conn *migrating; /* handed to their owner after the iteration */
+	struct shard shard;
 	bool stop;
 	bool draining; /* MSG_SHUTDOWN received: stop once nconns == 0 */
 	struct event *drain_deadline;
@@ -70,5 +80,12 @@ void worker_conn_remove(struct worker *w, uint32_t slot);
 struct conn *worker_conn_get(struct worker *w, uint32_t slot, uint32_t gen);
 /* Queues c to be freed after this loop iteration (STYLE.md §5). */
 void worker_defer_free(struct worker *w, struct conn *c);
+/* Queues c to move to worker c->migrate_to after this loop iteration. */
+void worker_defer_migrate(struct worker *w, struct conn *c);
+
+static inline struct shard *worker_shard(struct worker *w)
+{
+	return &w->shard;
+}
 
 #endif

@@ -42,6 +42,8 @@ bool ws_client_key_valid(const char *key, size_t key_len);
 struct ws *ws_new(struct evbuffer *in, struct evbuffer *out, uint64_t max_message,
 		  const struct ws_handlers *h, void *ud);
 void ws_free(struct ws *ws);
+/* Points the session at other buffers (the connection moved workers). */
+void ws_rebind(struct ws *ws, struct evbuffer *in, struct evbuffer *out);
 
 /* Feeds every byte waiting in `in` to wslay (callbacks run from here), then
  * flushes queued frames to `out`.  False on a fatal protocol or callback

@@ -383,9 +383,11 @@ START_TEST(test_changed_file_is_skipped)
 	ck_assert_int_eq(migrate_run(url), (int)migrations_count);
 	ck_assert(pgtest_exec(url, "UPDATE mesh.__meshd_migrations SET sha256 = repeat('0', 64)"));
 	ck_assert_int_eq(migrate_run(url), 0);
+	char want[16];
+	snprintf(want, sizeof(want), "%zu", migrations_count);
 	assert_scalar(url,
 		      "SELECT count(*) FROM mesh.__meshd_migrations WHERE sha256 = repeat('0', 64)",
-		      "1");
+		      want);
 }
 END_TEST
 

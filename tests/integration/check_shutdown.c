@@ -33,7 +33,7 @@ static void shutdown_with(int sig)
 		wsc_msg_free(&m);
 		(void)wsc_send_close(c[i], 1001, "");
 	}
-	int status = broker_stop(&b, 0, 5000); /* already signalled: just wait */
+	int status = broker_wait_exit(&b, 5000); /* already signalled */
 	ck_assert_int_eq(status, 0);
 	ck_assert_int_le(httpc_now_ms() - t0, 5000);
 	ck_assert(broker_log_contains(&b, "\"event\":\"shutdown_complete\""));

@@ -1,0 +1,62 @@
+/* presence — a peer's life in its mesh (PROTOCOL.md §7): attach to a
+ * socket, lease grace and eviction, heartbeat, status and summary, groups,
+ * list_peers, and the system pushes that announce it.
+ *
+ * Worker thread, owner shard only, for every function here.  The stored
+ * row (mesh.presence) follows the in-memory presence through write-behind
+ * jobs on the db thread.
+ */
+#ifndef MESHD_PRESENCE_H
+#define MESHD_PRESENCE_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+struct conn;
+struct presence;
+struct shard;
+
+/* Links p and c (lease online, eviction cancelled, heartbeat reset). */
+void presence_attach(struct presence *p, struct conn *c);
+/* Unlinks p from its socket without closing it. */
+void presence_detach(struct presence *p);
+/* p's socket closed: lease offline, eviction armed (§7.7). */
+void presence_conn_closed(struct presence *p);
+/* A pong: the heartbeat (last_ping_at, written at most every half interval). */
+void presence_heartbeat(struct presence *p);
+
+/* Evicts p: peer_left to other members when `announce`, row marked
+ * disconnected, audit peer_left; frees p. */
+void presence_remove(struct presence *p, bool announce);
+/* §7.9 session-id dedup: socket closed 1000 session_replaced, row marked
+ * disconnected, no peer_left. */
+void presence_replace(struct presence *p);
+/* Reattach: the stored row is live again. */
+void presence_store_restore(struct presence *p);
+
+/* §7.10 peer_joined to the mesh (session_hello: same-member peers too). */
+void presence_announce_joined(struct presence *p, bool session);
+/* A system push (§6.5.3) to every open, handshaken socket of p's mesh for
+ * which want(recipient, subject) is true. */
+void presence_broadcast_system(struct presence *subject, const char *event, json_t *data,
+			       bool (*want)(const struct presence *to, const struct presence *subject));
+
+/* Sends a serialised frame to p's socket if it is open and handshaken. */
+bool presence_send(struct presence *p, const char *text, size_t len);
+
+/* Requests after the handshake (§7.3–7.5, §7.11). */
+void presence_list_peers(struct conn *c, const json_t *msg);
+void presence_set_status(struct conn *c, const json_t *msg);
+void presence_set_summary(struct conn *c, const json_t *msg);
+void presence_join_group(struct conn *c, const json_t *msg);
+void presence_leave_group(struct conn *c, const json_t *msg);
+
+/* Writes status with the §7.1 rule (memory and row).  True when the new
+ * status admits priorities the old one held back (the caller drains). */
+bool presence_write_status(struct presence *p, int status, int source);
+
+/* Shutdown: every presence of the shard is marked disconnected (D10: only ours). */
+void presence_shutdown_shard(struct shard *s);
+
+#endif

@@ -1,0 +1,141 @@
+/* shard — the meshes one worker owns (hash(meshId) % BROKER_WORKERS), and
+ * inside each mesh its members, presences and routing indexes.
+ *
+ * Everything here belongs to the owning worker thread: no locks, and
+ * nothing in it is ever touched by another thread (DESIGN.md §1).  Memory
+ * is the working copy; PostgreSQL gets the durable record through the db
+ * thread (DESIGN.md §3).
+ *
+ * A mesh exists in memory while it has at least one presence (online or in
+ * its lease grace).  A member is cached from the database lookup of the
+ * latest hello that resolved to it; a hello always looks it up again, so a
+ * member added or revoked in the database is seen by the next hello.
+ */
+#ifndef MESHD_SHARD_H
+#define MESHD_SHARD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "meshd/id.h"
+#include "meshd/map.h"
+#include "meshd/ratelimit.h"
+
+struct worker;
+struct conn;
+struct event;
+
+enum peer_status { STATUS_IDLE = 0, STATUS_WORKING, STATUS_DND };
+enum status_source { SOURCE_JSONL = 1, SOURCE_MANUAL = 2, SOURCE_HOOK = 3 }; /* value = rank */
+enum peer_role { ROLE_CONTROL_PLANE, ROLE_SESSION };
+
+struct member {
+	char *id;
+	char *pubkey;
+	char *display_name;
+	char *role_tag;           /* NULL = null */
+	char *message_mode;       /* "push" when unset */
+	json_t *default_groups;   /* array, never NULL */
+	json_t *peer_grants;      /* object, never NULL */
+	struct bucket send_bucket;/* per-member send rate limit (§6.1) */
+	int refs;                 /* presences holding it */
+};
+
+/* A list of presences (index values). */
+struct plist {
+	struct presence **v;
+	size_t n;
+	size_t cap;
+};
+
+struct presence {
+	char id[ID_LEN + 1];
+	struct mesh *mesh;
+	struct member *member;
+	struct conn *conn;        /* NULL while offline (in grace) */
+	enum peer_role role;
+	char *session_id;
+	char *session_pubkey;     /* NULL: none */
+	char *hello_display_name; /* the hello's displayName (stored), NULL if none */
+	char *display_name;       /* effective: hello's, else the member's */
+	char *cwd;
+	long long pid;
+	char *hostname, *peer_type, *channel, *model; /* NULL when the hello had none */
+	char *summary;            /* NULL = null */
+	json_t *groups;           /* array of {name, role?} */
+	bool visible;
+
+	enum peer_status status;
+	enum status_source source;
+	int64_t status_updated_ms;    /* wall clock */
+
+	int64_t connected_ms;         /* wall clock, creation (not reset by reattach) */
+	int64_t last_pong_mono_ms;    /* heartbeat: lease liveness for list_peers */
+	bool online;                  /* lease online */
+	struct event *grace_timer;
+	struct event *redeliver_timer;   /* re-drain once a claim lease runs out */
+
+	bool stored;                  /* its row is committed */
+	bool drain_inflight;
+	bool drain_again;
+	int64_t last_heartbeat_write_ms; /* mono: last last_ping_at write */
+
+	struct presence *prev, *next; /* mesh list, in connected order */
+};
+
+struct mesh {
+	char *id;
+	struct worker *w;
+	struct presence *head, *tail;
+	size_t npresences;            /* online + grace: the capacity count */
+	struct map by_key;            /* member or session pubkey -> struct plist* */
+	struct map by_id;             /* presence id -> struct presence* */
+	struct map members;           /* member id -> struct member* */
+	json_t *self_editable;        /* mesh.self_editable, NULL when null */
+};
+
+struct shard {
+	struct worker *w;
+	struct map meshes;            /* id -> struct mesh* */
+	size_t npresences;            /* over all meshes, for broker_connections_active */
+};
+
+/* Worker thread, owner. */
+void shard_init(struct shard *s, struct worker *w);
+void shard_free(struct shard *s);
+
+/* Which worker owns meshId (any thread: pure). */
+int shard_owner(const char *mesh_id, int nworkers);
+
+struct mesh *shard_mesh(struct shard *s, const char *mesh_id, bool create);
+/* Frees the mesh once it has no presence.  Database completions therefore
+ * find their mesh and presence again by id (shard_presence), never by a
+ * pointer kept across the round trip. */
+void shard_mesh_maybe_free(struct shard *s, struct mesh *m);
+
+/* Inserts or refreshes the member cache entry from a lookup (takes the
+ * strings/json given, copying). */
+struct member *mesh_member_upsert(struct mesh *m, const char *id, const char *pubkey,
+				  const char *display_name, const char *role_tag,
+				  const char *message_mode, json_t *default_groups,
+				  json_t *peer_grants);
+
+/* Presences with `key` as member pubkey or session pubkey (never NULL). */
+const struct plist *mesh_find(const struct mesh *m, const char *key);
+
+/* Adds a new presence at the tail (online, no conn yet) and indexes it. */
+struct presence *mesh_presence_new(struct mesh *m, struct member *mb);
+/* Unlinks, unindexes and frees p (and its mesh, if it was the last). */
+void mesh_presence_remove(struct mesh *m, struct presence *p);
+/* The live presence with that id in that mesh, or NULL. */
+struct presence *shard_presence(struct shard *s, const char *mesh_id, const char *presence_id);
+/* Re-index after session_pubkey changes. */
+void mesh_presence_reindex(struct mesh *m, struct presence *p, const char *old_session_pubkey);
+
+/* The pubkey peers route DMs to: session pubkey if set, else member pubkey. */
+const char *presence_pubkey(const struct presence *p);
+
+#endif

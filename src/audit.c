@@ -1,0 +1,531 @@
+/* audit — the per-mesh audit hash chain; see include/meshd/audit.h. */
+#include "config.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <sodium.h>
+
+#include "meshd/alloc.h"
+#include "meshd/audit.h"
+#include "meshd/db.h"
+#include "meshd/log.h"
+
+/* Integers up to this magnitude print as themselves; beyond it JavaScript
+ * would hold the nearest double, so they print as that double. */
+#define JS_MAX_SAFE_INTEGER 9007199254740992LL
+
+/* Digits of a double's shortest round-trip decimal form: 17 at most. */
+#define DBL_MAX_DIGITS 17
+
+struct sb {
+	char *p;
+	size_t len;
+	size_t cap;
+};
+
+static void sb_put(struct sb *b, const char *s, size_t n)
+{
+	if (b->cap - b->len < n + 1) {
+		size_t cap = b->cap ? b->cap : 64;
+		while (cap - b->len < n + 1)
+			cap *= 2;
+		b->p = xrealloc(b->p, cap);
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void sb_puts(struct sb *b, const char *s)
+{
+	sb_put(b, s, strlen(s));
+}
+
+static void sb_putc(struct sb *b, char c)
+{
+	sb_put(b, &c, 1);
+}
+
+/* Decodes one code point of well-formed UTF-8 at s[*i] (no overlongs, no
+ * surrogates, nothing above U+10FFFF); false on anything else. */
+static bool utf8_next(const unsigned char *s, size_t n, size_t *i, uint32_t *cp)
+{
+	unsigned char c = s[*i];
+	uint32_t v, min;
+	size_t len;
+
+	if (c < 0x80) {
+		*cp = c;
+		*i += 1;
+		return true;
+	}
+	if (c >= 0xc2 && c <= 0xdf) {
+		len = 2, v = c & 0x1f, min = 0x80;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3, v = c & 0x0f, min = 0x800;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4, v = c & 0x07, min = 0x10000;
+	} else {
+		return false;
+	}
+	if (n - *i < len)
+		return false;
+	for (size_t k = 1; k < len; k++) {
+		unsigned char cc = s[*i + k];
+		if ((cc & 0xc0) != 0x80)
+			return false;
+		v = (v << 6) | (cc & 0x3f);
+	}
+	if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+		return false;
+	*cp = v;
+	*i += len;
+	return true;
+}
+
+/* JSON.stringify of a string: \" \\ \b \f \n \r \t, other controls below
+ * U+0020 as \u00xx, everything else (DEL, non-ASCII, U+2028/9) raw. */
+static bool put_string(struct sb *b, const char *str, size_t n)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
+
+	sb_putc(b, '"');
+	while (i < n) {
+		size_t start = i;
+		uint32_t cp;
+		char esc[8];
+
+		if (!utf8_next(s, n, &i, &cp))
+			return false;
+		switch (cp) {
+		case '"': sb_puts(b, "\\\""); break;
+		case '\\': sb_puts(b, "\\\\"); break;
+		case '\b': sb_puts(b, "\\b"); break;
+		case '\f': sb_puts(b, "\\f"); break;
+		case '\n': sb_puts(b, "\\n"); break;
+		case '\r': sb_puts(b, "\\r"); break;
+		case '\t': sb_puts(b, "\\t"); break;
+		default:
+			if (cp < 0x20) {
+				snprintf(esc, sizeof(esc), "\\u%04x", (unsigned)cp);
+				sb_puts(b, esc);
+			} else {
+				sb_put(b, str + start, i - start);
+			}
+		}
+	}
+	sb_putc(b, '"');
+	return true;
+}
+
+/* Parses "%.*e" output ("d.ddde+xx" or "de-xx") into digits and exponent. */
+static int parse_e(const char *s, char *digits, int *exp10)
+{
+	int k = 0;
+
+	for (; *s && *s != 'e'; s++)
+		if (*s != '.')
+			digits[k++] = *s;
+	*exp10 = (int)strtol(s + 1, NULL, 10);
+	return k;
+}
+
+static bool round_trips(const char *digits, int k, int exp10, double d)
+{
+	char buf[DBL_MAX_DIGITS + 16];
+	int o = 0;
+
+	buf[o++] = digits[0];
+	if (k > 1) {
+		buf[o++] = '.';
+		memcpy(buf + o, digits + 1, (size_t)k - 1);
+		o += k - 1;
+	}
+	snprintf(buf + o, sizeof(buf) - (size_t)o, "e%d", exp10);
+	return strtod(buf, NULL) == d;
+}
+
+/* Adds dir (+1 or -1) in the last place of the k-digit decimal
+ * digits × 10^exp10 (scientific: one digit before the point). */
+static void step_last_digit(char *digits, int *k, int *exp10, int dir)
+{
+	int i = *k - 1;
+
+	if (dir > 0) {
+		while (i >= 0 && digits[i] == '9')
+			digits[i--] = '0';
+		if (i >= 0) {
+			digits[i]++;
+		} else {
+			/* 9.99 -> 10.00: one more digit before the point */
+			digits[0] = '1';
+			memset(digits + 1, '0', (size_t)*k - 1);
+			(*exp10)++;
+		}
+		return;
+	}
+	while (i >= 0 && digits[i] == '0')
+		digits[i--] = '9';
+	digits[i]--;   /* i >= 0: a nonzero finite value has a nonzero digit */
+	if (digits[0] == '0') {
+		/* 1.00 -> 0.99 = 9.9e-1: drop the leading zero */
+		memmove(digits, digits + 1, (size_t)*k - 1);
+		(*k)--;
+		(*exp10)--;
+	}
+}
+
+/* Shortest decimal digits that read back as d (> 0, finite), the closest
+ * to d among those: d = 0.digits × 10^(*n).  Tries each length with the
+ * correctly rounded candidate, then its neighbour on the other side of d
+ * (which can round-trip when d is a power of two). */
+static int shortest_digits(double d, char *digits, int *n)
+{
+	char buf[DBL_MAX_DIGITS + 16];
+	int k = 0, exp10 = 0;
+
+	for (int p = 1; p <= DBL_MAX_DIGITS; p++) {
+		snprintf(buf, sizeof(buf), "%.*e", p - 1, d);
+		k = parse_e(buf, digits, &exp10);
+		double r = strtod(buf, NULL);
+		if (r == d)
+			break;
+		step_last_digit(digits, &k, &exp10, r < d ? 1 : -1);
+		if (round_trips(digits, k, exp10, d))
+			break;
+		if (p == DBL_MAX_DIGITS) {   /* unreachable: 17 digits always do */
+			k = parse_e(buf, digits, &exp10);
+			break;
+		}
+	}
+	while (k > 1 && digits[k - 1] == '0')
+		k--;
+	*n = exp10 + 1;
+	return k;
+}
+
+static void put_zeros(struct sb *b, int count)
+{
+	for (int i = 0; i < count; i++)
+		sb_putc(b, '0');
+}
+
+/* JavaScript Number.prototype.toString() (ECMA-262 Number::toString). */
+static void put_double(struct sb *b, double d)
+{
+	char digits[DBL_MAX_DIGITS + 2];
+	char exp[16];
+	int k, n;
+
+	if (!isfinite(d)) {
+		sb_puts(b, "null");
+		return;
+	}
+	if (d == 0) {   /* also -0 */
+		sb_putc(b, '0');
+		return;
+	}
+	if (d < 0) {
+		sb_putc(b, '-');
+		d = -d;
+	}
+	k = shortest_digits(d, digits, &n);
+	if (k <= n && n <= 21) {
+		sb_put(b, digits, (size_t)k);
+		put_zeros(b, n - k);
+	} else if (0 < n && n <= 21) {
+		sb_put(b, digits, (size_t)n);
+		sb_putc(b, '.');
+		sb_put(b, digits + n, (size_t)(k - n));
+	} else if (-6 < n && n <= 0) {
+		sb_puts(b, "0.");
+		put_zeros(b, -n);
+		sb_put(b, digits, (size_t)k);
+	} else {
+		sb_putc(b, digits[0]);
+		if (k > 1) {
+			sb_putc(b, '.');
+			sb_put(b, digits + 1, (size_t)k - 1);
+		}
+		snprintf(exp, sizeof(exp), "e%c%d", n - 1 < 0 ? '-' : '+', abs(n - 1));
+		sb_puts(b, exp);
+	}
+}
+
+static void put_integer(struct sb *b, json_int_t i)
+{
+	char buf[32];
+
+	if (i < -JS_MAX_SAFE_INTEGER || i > JS_MAX_SAFE_INTEGER) {
+		put_double(b, (double)i);
+		return;
+	}
+	snprintf(buf, sizeof(buf), "%lld", (long long)i);
+	sb_puts(b, buf);
+}
+
+/* Next UTF-16 code unit of a (valid UTF-8) key; -1 at its end. */
+struct u16_iter {
+	const unsigned char *s;
+	size_t n, i;
+	uint32_t low;   /* pending low surrogate, 0 if none */
+};
+
+static int32_t u16_next(struct u16_iter *it)
+{
+	uint32_t cp;
+
+	if (it->low) {
+		cp = it->low;
+		it->low = 0;
+		return (int32_t)cp;
+	}
+	if (it->i >= it->n || !utf8_next(it->s, it->n, &it->i, &cp))
+		return -1;
+	if (cp < 0x10000)
+		return (int32_t)cp;
+	cp -= 0x10000;
+	it->low = 0xdc00 + (cp & 0x3ff);
+	return (int32_t)(0xd800 + (cp >> 10));
+}
+
+struct key {
+	const char *s;
+	size_t n;
+	json_t *v;
+};
+
+/* JavaScript's default sort: by UTF-16 code units, a prefix first. */
+static int key_cmp(const void *pa, const void *pb)
+{
+	const struct key *a = pa, *b = pb;
+	struct u16_iter ia = { (const unsigned char *)a->s, a->n, 0, 0 };
+	struct u16_iter ib = { (const unsigned char *)b->s, b->n, 0, 0 };
+
+	for (;;) {
+		int32_t ua = u16_next(&ia), ub = u16_next(&ib);
+		if (ua != ub)
+			return ua < ub ? -1 : 1;
+		if (ua < 0)
+			return 0;
+	}
+}
+
+static bool valid_utf8(const char *s, size_t n)
+{
+	size_t i = 0;
+	uint32_t cp;
+
+	while (i < n)
+		if (!utf8_next((const unsigned char *)s, n, &i, &cp))
+			return false;
+	return true;
+}
+
+static bool put_value(struct sb *b, const json_t *v, int depth);
+
+static bool put_object(struct sb *b, const json_t *v, int depth)
+{
+	size_t count = json_object_size(v), i = 0;
+	struct key *keys = count ? xcalloc(count, sizeof(*keys)) : NULL;
+	bool ok = true;
+	const char *k;
+	size_t klen;
+	json_t *val;
+
+	/* json_object_keylen_foreach wants a non-const object; it does not
+	 * modify it. */
+	json_object_keylen_foreach((json_t *)v, k, klen, val) {
+		if (!valid_utf8(k, klen)) {
+			ok = false;
+			break;
+		}
+		keys[i++] = (struct key){ k, klen, val };
+	}
+	if (ok) {
+		if (i > 1)
+			qsort(keys, i, sizeof(*keys), key_cmp);
+		sb_putc(b, '{');
+		for (size_t j = 0; ok && j < i; j++) {
+			if (j)
+				sb_putc(b, ',');
+			ok = put_string(b, keys[j].s, keys[j].n);
+			sb_putc(b, ':');
+			ok = ok && put_value(b, keys[j].v, depth + 1);
+		}
+		sb_putc(b, '}');
+	}
+	xfree(keys);
+	return ok;
+}
+
+static bool put_value(struct sb *b, const json_t *v, int depth)
+{
+	if (depth > AUDIT_MAX_DEPTH)
+		return false;
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		return put_object(b, v, depth);
+	case JSON_ARRAY:
+		sb_putc(b, '[');
+		for (size_t i = 0; i < json_array_size(v); i++) {
+			if (i)
+				sb_putc(b, ',');
+			if (!put_value(b, json_array_get(v, i), depth + 1))
+				return false;
+		}
+		sb_putc(b, ']');
+		return true;
+	case JSON_STRING:
+		return put_string(b, json_string_value(v), json_string_length(v));
+	case JSON_INTEGER:
+		put_integer(b, json_integer_value(v));
+		return true;
+	case JSON_REAL:
+		put_double(b, json_real_value(v));
+		return true;
+	case JSON_TRUE:
+		sb_puts(b, "true");
+		return true;
+	case JSON_FALSE:
+		sb_puts(b, "false");
+		return true;
+	case JSON_NULL:
+		sb_puts(b, "null");
+		return true;
+	}
+	return false;
+}
+
+char *audit_canonical_json(const json_t *v)
+{
+	struct sb b = { NULL, 0, 0 };
+
+	if (!v)
+		return NULL;
+	if (!put_value(&b, v, 1)) {
+		xfree(b.p);
+		return NULL;
+	}
+	return b.p;
+}
+
+static void hash_field(crypto_hash_sha256_state *st, const char *s, bool last)
+{
+	crypto_hash_sha256_update(st, (const unsigned char *)s, strlen(s));
+	if (!last)
+		crypto_hash_sha256_update(st, (const unsigned char *)"|", 1);
+}
+
+void audit_hash(const char *prev_hash, const char *mesh_id, const char *event_type,
+		const char *actor_member_id, const char *canonical_payload,
+		const char *created_at_iso, char out_hex[AUDIT_HASH_HEX_LEN + 1])
+{
+	unsigned char digest[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256_state st;
+
+	crypto_hash_sha256_init(&st);
+	hash_field(&st, prev_hash, false);
+	hash_field(&st, mesh_id, false);
+	hash_field(&st, event_type, false);
+	hash_field(&st, actor_member_id ? actor_member_id : "null", false);
+	hash_field(&st, canonical_payload, false);
+	hash_field(&st, created_at_iso, true);
+	crypto_hash_sha256_final(&st, digest);
+	sodium_bin2hex(out_hex, AUDIT_HASH_HEX_LEN + 1, digest, sizeof(digest));
+}
+
+int64_t audit_lock_key(const char *mesh_id)
+{
+	unsigned char digest[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256_state st;
+	uint64_t k = 0;
+
+	crypto_hash_sha256_init(&st);
+	crypto_hash_sha256_update(&st, (const unsigned char *)"audit:", 6);
+	crypto_hash_sha256_update(&st, (const unsigned char *)mesh_id, strlen(mesh_id));
+	crypto_hash_sha256_final(&st, digest);
+	for (int i = 0; i < 8; i++)
+		k = (k << 8) | digest[i];
+	return (int64_t)(k & 0x7fffffffffffffffULL);
+}
+
+/* Recomputes one stored row's hash (columns of AUDIT_SQL_VERIFY_ROWS).
+ * jsonb rewrote the payload text, so it is parsed and rendered canonically
+ * again; numbers are read as doubles, the way JavaScript reads them. */
+static bool row_hash_ok(const PGresult *res, int row)
+{
+	char hex[AUDIT_HASH_HEX_LEN + 1];
+	const char *actor = PQgetisnull(res, row, 5) ? NULL : PQgetvalue(res, row, 5);
+	json_t *payload = json_loads(PQgetvalue(res, row, 6), JSON_DECODE_INT_AS_REAL, NULL);
+	char *canon = audit_canonical_json(payload);
+
+	json_decref(payload);
+	if (!canon)
+		return false;
+	audit_hash(PQgetvalue(res, row, 1), PQgetvalue(res, row, 3), PQgetvalue(res, row, 4),
+		   actor, canon, PQgetvalue(res, row, 7), hex);
+	xfree(canon);
+	return strcmp(hex, PQgetvalue(res, row, 2)) == 0;
+}
+
+bool audit_verify_chain(PGconn *pg, const char *mesh_id, long long *entries,
+			long long *broken_at)
+{
+	const char *params[1] = { mesh_id };
+	PGresult *res = PQexecParams(pg, AUDIT_SQL_VERIFY_ROWS, 1, NULL, params, NULL, NULL, 0);
+	bool valid = true;
+
+	*entries = -1;
+	*broken_at = -1;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		log_warn("audit_verify_failed", "mesh=%s error=%s", mesh_id,
+			 PQresultErrorMessage(res));
+		PQclear(res);
+		return false;
+	}
+	int rows = PQntuples(res);
+	*entries = rows;
+	for (int i = 0; i < rows; i++) {
+		const char *expected_prev = i == 0 ? "genesis" : PQgetvalue(res, i - 1, 2);
+		if (strcmp(PQgetvalue(res, i, 1), expected_prev) != 0 || !row_hash_ok(res, i)) {
+			*broken_at = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+			valid = false;
+			break;
+		}
+	}
+	PQclear(res);
+	return valid;
+}
+
+void audit_submit(struct db *db, const char *mesh_id, const char *event_type,
+		  const char *actor_member_id, const char *actor_display_name,
+		  const json_t *payload, int64_t created_ms)
+{
+	char *canonical = audit_canonical_json(payload);
+	if (!canonical) {
+		log_warn("audit_payload_invalid", "mesh=%s event=%s", mesh_id, event_type);
+		return;
+	}
+	char iso[32];
+	log_iso8601(iso, created_ms);
+	struct db_job *ins = db_job_new(AUDIT_SQL_APPEND, DB_JOB_WRITE, NULL, NULL, NULL);
+	db_job_paramf(ins, "%lld", (long long)audit_lock_key(mesh_id));
+	db_job_param(ins, mesh_id);
+	db_job_param(ins, event_type);
+	db_job_param(ins, actor_member_id);
+	db_job_param(ins, actor_display_name);
+	db_job_param(ins, canonical);
+	db_job_param(ins, iso);
+	xfree(canonical);
+	db_submit(db, ins);
+}

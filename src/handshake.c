@@ -1,0 +1,387 @@
+/* handshake — hello / session_hello to hello_ack; see include/meshd/handshake.h. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "meshd/alloc.h"
+#include "meshd/audit.h"
+#include "meshd/clock.h"
+#include "meshd/config.h"
+#include "meshd/conn.h"
+#include "meshd/db.h"
+#include "meshd/handshake.h"
+#include "meshd/hello.h"
+#include "meshd/log.h"
+#include "meshd/metrics.h"
+#include "meshd/presence.h"
+#include "meshd/proto.h"
+#include "meshd/route.h"
+#include "meshd/server.h"
+#include "meshd/shard.h"
+#include "meshd/worker.h"
+#include "meshd/ws.h"
+
+/* One row: the mesh, and the member with that exact pubkey, an active row
+ * preferred over a revoked one (there is no unique index on the pair). */
+static const char member_sql[] =
+	"SELECT ms.name, ms.slug, ms.archived_at IS NOT NULL, ms.self_editable::text,"
+	" m.id, m.display_name, m.role_tag, m.default_groups::text, m.message_mode,"
+	" m.peer_grants::text, m.revoked_at IS NOT NULL"
+	" FROM mesh.mesh ms LEFT JOIN mesh.member m ON m.mesh_id = ms.id AND m.peer_pubkey = $2"
+	" WHERE ms.id = $1"
+	" ORDER BY (m.revoked_at IS NULL) DESC LIMIT 1";
+
+static const char presence_insert_sql[] =
+	"INSERT INTO mesh.presence (id, member_id, session_id, session_pubkey, display_name, pid,"
+	" cwd, status, status_source, status_updated_at, connected_at, last_ping_at, groups, role)"
+	" VALUES ($1, $2, $3, $4, $5, $6::int, $7, 'idle', 'jsonl',"
+	" ($8::timestamptz AT TIME ZONE 'UTC'), ($8::timestamptz AT TIME ZONE 'UTC'),"
+	" ($8::timestamptz AT TIME ZONE 'UTC'), $9::jsonb, $10)"
+	" ON CONFLICT (id) DO NOTHING";
+
+static void reject(struct conn *c, enum hello_reject r, const char *label)
+{
+	const struct hello_rejection *rj = hello_rejection(r);
+	/* Sized from the label: a long mesh name must not be cut mid-character. */
+	size_t need = hello_format_message(r, label, NULL, 0) + 1;
+	char *message = xmalloc(need);
+	hello_format_message(r, label, message, need);
+	metrics_inc_label(METRIC_CONNECTIONS_REJECTED, (int)rj->metric);
+	log_info("hello_rejected", "worker=%d conn=%u reason=%s", c->w->id, c->slot, rj->name);
+	c->handshaking = false;
+	proto_send_error(c, rj->code, message, NULL);
+	xfree(message);
+	conn_ws_close(c, rj->close_code, rj->close_reason);
+}
+
+void handshake_begin(struct conn *c, const json_t *msg, const char *type)
+{
+	if (c->handshaking)
+		return; /* one hello at a time; the first one decides */
+	enum hello_kind kind = strcmp(type, "session_hello") == 0 ? HELLO_SESSION : HELLO_MEMBER;
+	struct hello *h = xcalloc(1, sizeof(*h));
+	enum hello_reject r = hello_check(msg, kind, clock_wall_ms(), h);
+	if (r != HELLO_OK) {
+		hello_free(h);
+		xfree(h);
+		reject(c, r, NULL);
+		return;
+	}
+	c->hello = h;
+	c->handshaking = true;
+	int owner = shard_owner(h->mesh_id, c->w->srv->nworkers);
+	if (owner == c->w->id)
+		handshake_adopted(c);
+	else
+		conn_migrate(c, owner);
+}
+
+static void lookup_done(struct db_job *j);
+
+void handshake_adopted(struct conn *c)
+{
+	struct hello *h = c->hello;
+	struct db_job *j = db_job_new(member_sql, DB_JOB_FAIL_FAST, c->w, lookup_done, NULL);
+	db_job_param(j, h->mesh_id);
+	db_job_param(j, h->pubkey);
+	j->conn_slot = c->slot;
+	j->conn_gen = c->gen;
+	db_submit(c->w->srv->db, j);
+	conn_resume_input(c);
+}
+
+static const char *col(PGresult *res, int i)
+{
+	return PQgetisnull(res, 0, i) ? NULL : PQgetvalue(res, 0, i);
+}
+
+static json_t *json_col(PGresult *res, int i)
+{
+	const char *v = col(res, i);
+	return v ? json_loads(v, JSON_DECODE_ANY, NULL) : NULL;
+}
+
+/* `<label>` of the revoked message: name, else slug, else the id. */
+static const char *mesh_label(PGresult *res, const char *mesh_id)
+{
+	const char *name = col(res, 0), *slug = col(res, 1);
+	if (name && *name)
+		return name;
+	if (slug && *slug)
+		return slug;
+	return mesh_id;
+}
+
+static json_t *groups_json(const struct hello *h, const struct member *mb)
+{
+	if (!h->groups_present)
+		return json_deep_copy(mb->default_groups);
+	json_t *a = json_array();
+	for (size_t i = 0; i < h->ngroups; i++) {
+		json_t *g = json_object();
+		json_object_set_new(g, "name", json_string(h->groups[i].name));
+		if (h->groups[i].role)
+			json_object_set_new(g, "role", json_string(h->groups[i].role));
+		json_array_append_new(a, g);
+	}
+	return a;
+}
+
+static void send_ack(struct conn *c, struct presence *p, bool reattach)
+{
+	const struct hello *h = c->hello;
+	struct member *mb = p->member;
+	json_t *o = json_object();
+	json_object_set_new(o, "type", json_string("hello_ack"));
+	json_object_set_new(o, "presenceId", json_string(p->id));
+	json_object_set_new(o, "memberDisplayName", json_string(p->display_name));
+	if (!(reattach && h->kind == HELLO_SESSION)) {
+		json_t *prof = json_object();
+		json_object_set_new(prof, "roleTag", mb->role_tag ? json_string(mb->role_tag) : json_null());
+		json_object_set(prof, "groups", mb->default_groups);
+		json_object_set_new(prof, "messageMode", json_string(mb->message_mode));
+		json_object_set_new(o, "memberProfile", prof);
+	}
+	if (p->mesh->self_editable) {
+		json_t *pol = json_object();
+		json_object_set(pol, "selfEditable", p->mesh->self_editable);
+		json_object_set_new(o, "meshPolicy", pol);
+	}
+	if (h->kind == HELLO_MEMBER)
+		json_object_set_new(o, "services", json_array()); /* managed services: out of scope */
+	proto_send_json(c, o);
+}
+
+/* The handshake is over for this connection: frames are now requests. */
+static void finish(struct conn *c, struct presence *p, bool reattach)
+{
+	send_ack(c, p, reattach);
+	c->hello_done = true;
+	c->handshaking = false;
+	hello_free(c->hello);
+	xfree(c->hello);
+	c->hello = NULL;
+	log_info(reattach ? "presence_reattached" : "presence_created",
+		 "worker=%d conn=%u mesh=%s presence=%s", c->w->id, c->slot, p->mesh->id, p->id);
+}
+
+static void created_done(struct db_job *j)
+{
+	struct worker *w = j->origin;
+	struct presence *p = shard_presence(worker_shard(w), j->mesh_id, j->presence_id);
+	struct conn *c = worker_conn_get(w, j->conn_slot, j->conn_gen);
+	if (!p)
+		return; /* gone meanwhile (its connection closed and it was evicted) */
+	if (!j->ok) {
+		log_error("presence_insert_failed", "mesh=%s presence=%s error=%s", j->mesh_id,
+			  j->presence_id, j->error);
+		if (c && c->presence == p) {
+			c->presence = NULL;
+			conn_ws_close(c, 1011, "internal error");
+		}
+		presence_remove(p, false);
+		return;
+	}
+	p->stored = true;
+	if (!c || c->presence != p)
+		return; /* its socket closed meanwhile: the lease is in grace */
+	bool session = c->hello->kind == HELLO_SESSION;
+	finish(c, p, false);
+	presence_announce_joined(p, session);
+	route_drain(p);
+}
+
+static void submit_created(struct conn *c, struct presence *p)
+{
+	const struct hello *h = c->hello;
+	char iso[32];
+	log_iso8601(iso, p->connected_ms);
+	char *groups = json_dumps(p->groups, JSON_COMPACT);
+	struct db *db = c->w->srv->db;
+
+	struct db_job *j = db_job_new(presence_insert_sql, DB_JOB_WRITE, c->w, created_done, NULL);
+	db_job_param(j, p->id);
+	db_job_param(j, p->member->id);
+	db_job_param(j, p->session_id);
+	db_job_param(j, p->session_pubkey);
+	db_job_param(j, p->hello_display_name);
+	db_job_paramf(j, "%lld", p->pid);
+	db_job_param(j, p->cwd);
+	db_job_param(j, iso);
+	db_job_param(j, groups);
+	db_job_param(j, p->role == ROLE_SESSION ? "session" : "control-plane");
+	j->conn_slot = c->slot;
+	j->conn_gen = c->gen;
+	j->mesh_id = xstrdup(p->mesh->id);
+	memcpy(j->presence_id, p->id, sizeof(p->id));
+	free(groups);
+
+	/* Audit rides in the same transaction (SEMANTICS.md §D). */
+	json_t *payload = json_object();
+	json_object_set_new(payload, "pubkey", json_string(p->member->pubkey));
+	if (h->kind == HELLO_SESSION)
+		json_object_set_new(payload, "session_pubkey", json_string(p->session_pubkey));
+	json_object_set(payload, "groups", p->groups);
+	if (h->kind == HELLO_SESSION) {
+		json_object_set_new(payload, "via", json_string("session_hello"));
+		json_object_set_new(payload, "role", json_string("session"));
+	} else {
+		json_object_set_new(payload, "restored", json_false());
+		json_object_set_new(payload, "role", json_string("control-plane"));
+	}
+	db_submit(db, j);
+	audit_submit(db, p->mesh->id, "peer_joined", p->member->id, p->display_name, payload,
+		     p->connected_ms);
+	json_decref(payload);
+}
+
+static struct presence *create(struct conn *c, struct mesh *m, struct member *mb)
+{
+	const struct hello *h = c->hello;
+	struct presence *p = mesh_presence_new(m, mb);
+	p->role = h->kind == HELLO_SESSION ? ROLE_SESSION : ROLE_CONTROL_PLANE;
+	p->session_id = xstrdup(h->session_id);
+	if (h->session_pubkey) {
+		p->session_pubkey = xstrdup(h->session_pubkey);
+		mesh_presence_reindex(m, p, NULL);
+	}
+	p->hello_display_name = h->display_name ? xstrdup(h->display_name) : NULL;
+	p->display_name = xstrdup(h->display_name ? h->display_name : mb->display_name);
+	p->cwd = xstrdup(h->cwd);
+	p->pid = h->pid;
+	p->hostname = h->hostname ? xstrdup(h->hostname) : NULL;
+	p->peer_type = h->peer_type ? xstrdup(h->peer_type) : NULL;
+	p->channel = h->channel ? xstrdup(h->channel) : NULL;
+	p->model = h->model ? xstrdup(h->model) : NULL;
+	json_decref(p->groups);
+	p->groups = groups_json(h, mb);
+	p->status = STATUS_IDLE;
+	p->source = SOURCE_JSONL;
+	p->connected_ms = p->status_updated_ms = clock_wall_ms();
+	presence_attach(p, c);
+	return p;
+}
+
+/* §7.8: hello reattaches only to an offline lease of the same member (Q4)
+ * with the same session pubkey, or — neither having one — the same
+ * sessionId; session_hello to the lease holding its session pubkey,
+ * online or not. */
+static struct presence *find_reattach(struct mesh *m, const struct hello *h,
+				      const struct member *mb)
+{
+	for (struct presence *p = m->head; p; p = p->next) {
+		if (p->member != mb)
+			continue;
+		if (h->kind == HELLO_SESSION) {
+			if (p->session_pubkey && strcmp(p->session_pubkey, h->session_pubkey) == 0)
+				return p;
+			continue;
+		}
+		if (p->online)
+			continue;
+		if (h->session_pubkey && p->session_pubkey &&
+		    strcmp(h->session_pubkey, p->session_pubkey) == 0)
+			return p;
+		if (!h->session_pubkey && !p->session_pubkey &&
+		    strcmp(h->session_id, p->session_id) == 0)
+			return p;
+	}
+	return NULL;
+}
+
+static void reattach(struct conn *c, struct presence *p)
+{
+	const struct hello *h = c->hello;
+	if (p->conn && p->conn != c) {
+		struct conn *old = p->conn;
+		presence_detach(p);
+		conn_ws_close(old, WS_CLOSE_NORMAL, "session_replaced");
+	}
+	xfree(p->cwd);
+	p->cwd = xstrdup(h->cwd);
+	if (h->display_name) {
+		xfree(p->display_name);
+		p->display_name = xstrdup(h->display_name);
+	}
+	if (h->kind == HELLO_SESSION) {
+		xfree(p->session_id);
+		p->session_id = xstrdup(h->session_id);
+	}
+	presence_attach(p, c);
+	presence_store_restore(p);
+	finish(c, p, true);
+	route_drain(p);
+}
+
+static void admit(struct conn *c, struct member *mb)
+{
+	const struct hello *h = c->hello;
+	struct mesh *m = shard_mesh(worker_shard(c->w), h->mesh_id, false);
+	struct presence *old = find_reattach(m, h, mb);
+	if (old) {
+		reattach(c, old);
+		return;
+	}
+	if (m->npresences >= (size_t)c->w->srv->cfg->max_connections_per_mesh) {
+		reject(c, HR_CAPACITY, NULL);
+		shard_mesh_maybe_free(worker_shard(c->w), m);
+		return;
+	}
+	/* §7.9 session-id dedup, scoped to the same member (Q8). */
+	for (struct presence *p = m->head, *next; p; p = next) {
+		next = p->next;
+		if (p->member == mb && strcmp(p->session_id, h->session_id) == 0)
+			presence_replace(p);
+	}
+	struct presence *p = create(c, m, mb);
+	submit_created(c, p);
+}
+
+static void lookup_done(struct db_job *j)
+{
+	struct worker *w = j->origin;
+	struct conn *c = worker_conn_get(w, j->conn_slot, j->conn_gen);
+	if (!c || !c->handshaking || c->state != CONN_WS)
+		return;
+	const struct hello *h = c->hello;
+	bool session = h->kind == HELLO_SESSION;
+	if (!j->ok) {
+		/* The database is unreachable: the client retries with backoff. */
+		metrics_inc_label(METRIC_MESSAGES_REJECTED, MSG_REJECT_PARSE_OR_HANDLER);
+		log_warn("hello_lookup_failed", "worker=%d conn=%u error=%s", w->id, c->slot, j->error);
+		c->handshaking = false;
+		conn_ws_close(c, 1011, "database unavailable");
+		return;
+	}
+	PGresult *res = j->res;
+	if (PQntuples(res) == 0 || PQgetisnull(res, 0, 4)) {
+		reject(c, session ? HR_PARENT_UNAUTHORIZED : HR_UNAUTHORIZED, NULL);
+		return;
+	}
+	if (strcmp(PQgetvalue(res, 0, 10), "t") == 0) {
+		reject(c, HR_REVOKED, mesh_label(res, h->mesh_id));
+		return;
+	}
+	if (strcmp(PQgetvalue(res, 0, 2), "t") == 0) {
+		reject(c, session ? HR_PARENT_MESH_ARCHIVED : HR_MESH_ARCHIVED, NULL);
+		return;
+	}
+	const char *member_id = PQgetvalue(res, 0, 4);
+	if (!hello_member_id_matches(h, member_id)) {
+		reject(c, session ? HR_PARENT_MEMBER_ID_MISMATCH : HR_MEMBER_ID_MISMATCH, NULL);
+		return;
+	}
+	struct mesh *m = shard_mesh(worker_shard(w), h->mesh_id, true);
+	json_decref(m->self_editable);
+	m->self_editable = json_col(res, 3);
+	json_t *defaults = json_col(res, 7), *grants = json_col(res, 9);
+	struct member *mb = mesh_member_upsert(m, member_id, h->pubkey, col(res, 5), col(res, 6),
+					       col(res, 8), defaults, grants);
+	json_decref(defaults);
+	json_decref(grants);
+	admit(c, mb);
+}

@@ -1,0 +1,401 @@
+/* presence — a peer's life in its mesh; see include/meshd/presence.h. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "meshd/alloc.h"
+#include "meshd/audit.h"
+#include "meshd/clock.h"
+#include "meshd/config.h"
+#include "meshd/conn.h"
+#include "meshd/db.h"
+#include "meshd/id.h"
+#include "meshd/log.h"
+#include "meshd/presence.h"
+#include "meshd/proto.h"
+#include "meshd/route.h"
+#include "meshd/server.h"
+#include "meshd/shard.h"
+#include "meshd/status.h"
+#include "meshd/worker.h"
+#include "meshd/ws.h"
+
+/* A grace presence drops out of list_peers once its last pong is this old,
+ * as the reference's stale-presence sweeper would have marked its row. */
+#define STALE_AFTER_MS 90000
+
+static const struct config *cfg_of(const struct presence *p)
+{
+	return p->mesh->w->srv->cfg;
+}
+
+static struct db *db_of(const struct presence *p)
+{
+	return p->mesh->w->srv->db;
+}
+
+/* A fire-and-forget row update: the write rides the next group commit. */
+static struct db_job *row_write(struct presence *p, const char *sql)
+{
+	struct db_job *j = db_job_new(sql, DB_JOB_WRITE, NULL, NULL, NULL);
+	db_job_param(j, p->id);
+	return j;
+}
+
+/* ---- socket and lease -------------------------------------------------- */
+
+void presence_attach(struct presence *p, struct conn *c)
+{
+	p->conn = c;
+	c->presence = p;
+	p->online = true;
+	p->last_pong_mono_ms = clock_mono_ms();
+	if (p->grace_timer)
+		evtimer_del(p->grace_timer);
+}
+
+void presence_detach(struct presence *p)
+{
+	if (p->conn)
+		p->conn->presence = NULL;
+	p->conn = NULL;
+}
+
+static void grace_expired(evutil_socket_t fd, short what, void *arg)
+{
+	struct presence *p = arg;
+	log_info("presence_evicted", "mesh=%s presence=%s", p->mesh->id, p->id);
+	presence_remove(p, true);
+}
+
+void presence_conn_closed(struct presence *p)
+{
+	presence_detach(p);
+	if (p->mesh->w->draining)
+		return; /* shutdown: presence_shutdown_shard() has the rows */
+	if (!p->online) {
+		presence_remove(p, true);
+		return;
+	}
+	/* §7.7: offline for LEASE_GRACE_SECONDS, still a direct target, then evicted. */
+	p->online = false;
+	if (!p->grace_timer)
+		p->grace_timer = evtimer_new(p->mesh->w->base, grace_expired, p);
+	struct timeval tv = { .tv_sec = cfg_of(p)->lease_grace_seconds, .tv_usec = 0 };
+	evtimer_add(p->grace_timer, &tv);
+}
+
+void presence_heartbeat(struct presence *p)
+{
+	int64_t now = clock_mono_ms();
+	p->last_pong_mono_ms = now;
+	/* last_ping_at feeds the stale sweep (90 s); one write per half ping
+	 * interval is plenty and keeps 100k idle peers from flooding the db. */
+	int64_t every = (int64_t)cfg_of(p)->ping_interval_seconds * 500;
+	if (now - p->last_heartbeat_write_ms < every)
+		return;
+	p->last_heartbeat_write_ms = now;
+	db_submit(db_of(p), row_write(p, "UPDATE mesh.presence SET last_ping_at = now() WHERE id = $1"));
+}
+
+static void store_disconnected(struct presence *p)
+{
+	db_submit(db_of(p), row_write(p, "UPDATE mesh.presence SET disconnected_at = now()"
+					 " WHERE id = $1 AND disconnected_at IS NULL"));
+}
+
+void presence_store_restore(struct presence *p)
+{
+	db_submit(db_of(p), row_write(p, "UPDATE mesh.presence SET disconnected_at = NULL,"
+					 " last_ping_at = now() WHERE id = $1"));
+}
+
+static bool other_member(const struct presence *to, const struct presence *subject)
+{
+	return strcmp(to->member->pubkey, subject->member->pubkey) != 0;
+}
+
+static bool anyone_else(const struct presence *to, const struct presence *subject)
+{
+	return to != subject;
+}
+
+static bool other_member_not_self(const struct presence *to, const struct presence *subject)
+{
+	return to != subject && other_member(to, subject);
+}
+
+void presence_remove(struct presence *p, bool announce)
+{
+	struct mesh *m = p->mesh;
+	if (p->conn) {
+		struct conn *c = p->conn;
+		presence_detach(p);
+		conn_abort(c);
+	}
+	if (announce) {
+		json_t *data = json_object();
+		json_object_set_new(data, "name", json_string(p->display_name));
+		json_object_set_new(data, "pubkey", json_string(presence_pubkey(p)));
+		presence_broadcast_system(p, "peer_left", data, other_member);
+		json_decref(data);
+		json_t *payload = json_object();
+		audit_submit(db_of(p), m->id, "peer_left", p->member->id, p->display_name, payload,
+			     clock_wall_ms());
+		json_decref(payload);
+	}
+	if (p->stored)
+		store_disconnected(p);
+	mesh_presence_remove(m, p);
+}
+
+void presence_replace(struct presence *p)
+{
+	log_info("presence_replaced", "mesh=%s presence=%s", p->mesh->id, p->id);
+	if (p->conn) {
+		struct conn *c = p->conn;
+		presence_detach(p);
+		conn_ws_close(c, WS_CLOSE_NORMAL, "session_replaced");
+	}
+	presence_remove(p, false);
+}
+
+/* ---- system pushes ----------------------------------------------------- */
+
+bool presence_send(struct presence *p, const char *text, size_t len)
+{
+	struct conn *c = p->conn;
+	if (!c || !c->hello_done || c->presence != p)
+		return false;
+	conn_ws_send(c, text, len);
+	return true;
+}
+
+void presence_broadcast_system(struct presence *subject, const char *event, json_t *data,
+			       bool (*want)(const struct presence *to, const struct presence *subject))
+{
+	char uuid[UUID_LEN + 1], iso[32];
+	id_uuid4(uuid);
+	log_iso8601(iso, clock_wall_ms());
+	json_t *o = json_object();
+	json_object_set_new(o, "type", json_string("push"));
+	json_object_set_new(o, "subtype", json_string("system"));
+	json_object_set_new(o, "event", json_string(event));
+	json_object_set(o, "eventData", data);
+	json_object_set_new(o, "messageId", json_string(uuid));
+	json_object_set_new(o, "meshId", json_string(subject->mesh->id));
+	json_object_set_new(o, "senderPubkey", json_string("system"));
+	json_object_set_new(o, "priority", json_string("low"));
+	json_object_set_new(o, "nonce", json_string(""));
+	json_object_set_new(o, "ciphertext", json_string(""));
+	json_object_set_new(o, "createdAt", json_string(iso));
+	/* Serialised once; every recipient gets the same bytes. */
+	char *text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	size_t len = strlen(text);
+	for (struct presence *to = subject->mesh->head; to; to = to->next)
+		if (want(to, subject))
+			presence_send(to, text, len);
+	free(text);
+}
+
+void presence_announce_joined(struct presence *p, bool session)
+{
+	json_t *data = json_object();
+	json_object_set_new(data, "name", json_string(p->display_name));
+	json_object_set_new(data, "pubkey", json_string(presence_pubkey(p)));
+	json_object_set(data, "groups", p->groups);
+	presence_broadcast_system(p, "peer_joined", data, session ? anyone_else : other_member_not_self);
+	json_decref(data);
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+static const char *req_id(const json_t *msg)
+{
+	return json_string_value(json_object_get(msg, "_reqId"));
+}
+
+static void set_opt(json_t *o, const char *key, const char *v)
+{
+	if (v)
+		json_object_set_new(o, key, json_string(v));
+}
+
+static json_t *peer_entry(const struct presence *p)
+{
+	char iso[32];
+	log_iso8601(iso, p->connected_ms);
+	json_t *e = json_object();
+	json_object_set_new(e, "pubkey", json_string(presence_pubkey(p)));
+	json_object_set_new(e, "memberPubkey", json_string(p->member->pubkey));
+	json_object_set_new(e, "displayName", json_string(p->hello_display_name ? p->hello_display_name
+										: p->member->display_name));
+	json_object_set_new(e, "status", json_string(status_name(p->status)));
+	json_object_set_new(e, "summary", p->summary ? json_string(p->summary) : json_null());
+	json_object_set(e, "groups", p->groups);
+	json_object_set_new(e, "sessionId", json_string(p->session_id));
+	json_object_set_new(e, "connectedAt", json_string(iso));
+	json_object_set_new(e, "cwd", json_string(p->cwd));
+	json_object_set_new(e, "peerRole", json_string(p->role == ROLE_SESSION ? "session"
+									  : "control-plane"));
+	set_opt(e, "hostname", p->hostname);
+	set_opt(e, "peerType", p->peer_type);
+	set_opt(e, "channel", p->channel);
+	set_opt(e, "model", p->model);
+	json_object_set_new(e, "visible", json_boolean(p->visible));
+	return e;
+}
+
+/* Listed like the reference's non-disconnected rows: online, or in grace
+ * with a pong younger than the stale cut-off. */
+static bool listed(const struct presence *p, int64_t now_mono)
+{
+	return p->stored && (p->online || now_mono - p->last_pong_mono_ms <= STALE_AFTER_MS);
+}
+
+void presence_list_peers(struct conn *c, const json_t *msg)
+{
+	struct presence *me = c->presence;
+	int64_t now = clock_mono_ms();
+	json_t *peers = json_array();
+	for (struct presence *p = me->mesh->head; p; p = p->next) {
+		if (!listed(p, now) && p != me)
+			continue;
+		if (!p->visible && p->member != me->member)
+			continue;
+		json_array_append_new(peers, peer_entry(p));
+	}
+	json_t *o = json_object();
+	json_object_set_new(o, "type", json_string("peers_list"));
+	json_object_set_new(o, "peers", peers);
+	set_opt(o, "_reqId", req_id(msg));
+	proto_send_json(c, o);
+}
+
+bool presence_write_status(struct presence *p, int status, int source)
+{
+	int64_t now = clock_wall_ms();
+	struct status_state st = { p->status, p->source, p->status_updated_ms };
+	status_write(&st, (enum peer_status)status, (enum status_source)source, now,
+		     (int64_t)cfg_of(p)->hook_fresh_window_seconds * 1000);
+	bool admits_more = status_deliverable(st.status) & ~status_deliverable(p->status);
+	p->status = st.status;
+	p->source = st.source;
+	p->status_updated_ms = st.updated_ms;
+	char iso[32];
+	log_iso8601(iso, st.updated_ms);
+	struct db_job *j = row_write(p, "UPDATE mesh.presence SET status = $2::mesh.presence_status,"
+				       " status_source = $3::mesh.presence_status_source,"
+				       " status_updated_at = ($4::timestamptz AT TIME ZONE 'UTC')"
+				       " WHERE id = $1");
+	db_job_param(j, status_name(st.status));
+	db_job_param(j, status_source_name(st.source));
+	db_job_param(j, iso);
+	db_submit(db_of(p), j);
+	return admits_more;
+}
+
+void presence_set_status(struct conn *c, const json_t *msg)
+{
+	enum peer_status st;
+	const char *s = json_string_value(json_object_get(msg, "status"));
+	if (!s || !status_parse(s, &st))
+		return; /* an invalid value is silent (§7.3) */
+	/* D4: held messages go out as soon as the status admits them. */
+	if (presence_write_status(c->presence, st, SOURCE_MANUAL))
+		route_drain(c->presence);
+}
+
+void presence_set_summary(struct conn *c, const json_t *msg)
+{
+	struct presence *p = c->presence;
+	const char *s = json_string_value(json_object_get(msg, "summary"));
+	xfree(p->summary);
+	p->summary = xstrdup(s ? s : "");
+	struct db_job *j = row_write(p, "UPDATE mesh.presence SET summary = $2 WHERE id = $1");
+	db_job_param(j, p->summary);
+	db_submit(db_of(p), j);
+}
+
+static void store_groups(struct presence *p)
+{
+	char *text = json_dumps(p->groups, JSON_COMPACT);
+	struct db_job *j = row_write(p, "UPDATE mesh.presence SET groups = $2::jsonb WHERE id = $1");
+	db_job_param(j, text);
+	free(text);
+	db_submit(db_of(p), j);
+}
+
+/* Removes every entry named `name`; returns the index of the first, or -1. */
+static long drop_group(json_t *groups, const char *name)
+{
+	long first = -1;
+	for (size_t i = json_array_size(groups); i-- > 0;) {
+		const char *n = json_string_value(json_object_get(json_array_get(groups, i), "name"));
+		if (n && strcmp(n, name) == 0) {
+			json_array_remove(groups, i);
+			first = (long)i;
+		}
+	}
+	return first;
+}
+
+void presence_join_group(struct conn *c, const json_t *msg)
+{
+	struct presence *p = c->presence;
+	const char *name = json_string_value(json_object_get(msg, "name"));
+	const char *role = json_string_value(json_object_get(msg, "role"));
+	if (!name)
+		return;
+	json_t *g = json_object();
+	json_object_set_new(g, "name", json_string(name));
+	if (role && *role)
+		json_object_set_new(g, "role", json_string(role));
+	/* Upsert: an existing entry is replaced in place, entirely. */
+	long at = drop_group(p->groups, name);
+	if (at >= 0)
+		json_array_insert_new(p->groups, (size_t)at, g);
+	else
+		json_array_append_new(p->groups, g);
+	store_groups(p);
+}
+
+void presence_leave_group(struct conn *c, const json_t *msg)
+{
+	struct presence *p = c->presence;
+	const char *name = json_string_value(json_object_get(msg, "name"));
+	if (!name)
+		return;
+	drop_group(p->groups, name);
+	store_groups(p);
+}
+
+/* ---- shutdown -------------------------------------------------------------- */
+
+void presence_shutdown_shard(struct shard *s)
+{
+	json_t *ids = json_array();
+	const char *k;
+	void *v;
+	for (size_t i = 0; map_next(&s->meshes, &i, &k, &v);) {
+		struct mesh *m = v;
+		for (struct presence *p = m->head; p; p = p->next)
+			if (p->stored)
+				json_array_append_new(ids, json_string(p->id));
+	}
+	if (json_array_size(ids) > 0) {
+		char *text = json_dumps(ids, JSON_COMPACT);
+		struct db_job *j = db_job_new("UPDATE mesh.presence SET disconnected_at = now()"
+					      " WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))"
+					      " AND disconnected_at IS NULL",
+					      DB_JOB_WRITE, NULL, NULL, NULL);
+		db_job_param(j, text);
+		free(text);
+		db_submit(s->w->srv->db, j);
+	}
+	json_decref(ids);
+}

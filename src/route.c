@@ -1,0 +1,705 @@
+/* route — send, ack, push, drains, client_ack, message_status; see include/meshd/route.h. */
+#include "config.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <libpq-fe.h>
+
+#include "meshd/alloc.h"
+#include "meshd/audit.h"
+#include "meshd/clock.h"
+#include "meshd/config.h"
+#include "meshd/conn.h"
+#include "meshd/db.h"
+#include "meshd/id.h"
+#include "meshd/log.h"
+#include "meshd/metrics.h"
+#include "meshd/presence.h"
+#include "meshd/proto.h"
+#include "meshd/route.h"
+#include "meshd/server.h"
+#include "meshd/shard.h"
+#include "meshd/status.h"
+#include "meshd/worker.h"
+
+#define ISO_SQL(col) "to_char(" col ", 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+static const char insert_sql[] =
+	"INSERT INTO mesh.message_queue (id, mesh_id, sender_member_id, sender_session_pubkey,"
+	" target_spec, priority, nonce, ciphertext, client_message_id, request_fingerprint,"
+	" delivered_at)"
+	" VALUES ($1, $2, $3, $4, $5, $6::mesh.message_priority, $7, $8, $9, $10,"
+	" CASE WHEN $11::boolean THEN now() END)"
+	/* A batch resent after a lost connection may hold an insert that did
+	 * commit: the id is ours, so a second insert is a no-op. */
+	" ON CONFLICT (id) DO NOTHING";
+
+/* Claims, in order, what p may receive now (§6.6 step 2–3).  Multicast rows
+ * are never selected: they are inserted delivered (Q14). */
+static const char drain_sql[] =
+	"WITH cand AS ("
+	" SELECT q.id FROM mesh.message_queue q"
+	" WHERE q.mesh_id = $1 AND q.delivered_at IS NULL"
+	" AND (q.claimed_at IS NULL OR q.claim_expires_at IS NULL OR q.claim_expires_at < now())"
+	" AND q.priority::text = ANY (string_to_array($2, ','))"
+	" AND (q.target_spec = $3 OR q.target_spec = $4 OR q.target_spec IN"
+	" (SELECT '#' || tm.topic_id FROM mesh.topic_member tm WHERE tm.member_id = $5))"
+	" ORDER BY q.created_at, q.id FOR UPDATE SKIP LOCKED),"
+	" upd AS (UPDATE mesh.message_queue mq SET claimed_at = now(), claim_id = $6,"
+	" claim_expires_at = now() + make_interval(secs => $7::int)"
+	" FROM cand WHERE mq.id = cand.id"
+	" RETURNING mq.id, mq.priority::text AS priority, mq.nonce, mq.ciphertext, mq.created_at,"
+	" mq.client_message_id, mq.request_fingerprint, mq.sender_member_id,"
+	" mq.sender_session_pubkey)"
+	" SELECT upd.id, upd.priority, upd.nonce, upd.ciphertext, " ISO_SQL("upd.created_at") ","
+	" upd.client_message_id, upd.request_fingerprint,"
+	" COALESCE(upd.sender_session_pubkey, m.peer_pubkey)"
+	" FROM upd JOIN mesh.member m ON m.id = upd.sender_member_id"
+	" ORDER BY upd.created_at, upd.id";
+
+static const char ack_sql[] =
+	"UPDATE mesh.message_queue SET delivered_at = now()"
+	" WHERE mesh_id = $1 AND delivered_at IS NULL AND (id = $2 OR client_message_id = $3)"
+	" AND (target_spec = $4 OR target_spec = $5 OR target_spec = '*'"
+	" OR target_spec LIKE '@%' OR target_spec LIKE '#%')";
+
+static const char status_exact_sql[] =
+	"SELECT id, target_spec, delivered_at IS NOT NULL, " ISO_SQL("delivered_at")
+	" FROM mesh.message_queue WHERE mesh_id = $1 AND id = $2";
+static const char status_prefix_sql[] =
+	"SELECT id, target_spec, delivered_at IS NOT NULL, " ISO_SQL("delivered_at")
+	" FROM mesh.message_queue WHERE mesh_id = $1 AND id LIKE $2 || '%' LIMIT 2";
+
+enum target_class { TARGET_DIRECT, TARGET_BROADCAST, TARGET_GROUP, TARGET_TOPIC };
+
+static const struct config *cfg_of(const struct conn *c)
+{
+	return c->w->srv->cfg;
+}
+
+/* ---- replies --------------------------------------------------------------- */
+
+static void ack_error(struct conn *c, const char *id, const char *error)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "type", json_string("ack"));
+	json_object_set_new(o, "id", json_string(id));
+	json_object_set_new(o, "messageId", json_string(""));
+	json_object_set_new(o, "queued", json_false());
+	json_object_set_new(o, "error", json_string(error));
+	proto_send_json(c, o);
+}
+
+static void ack_ok(struct conn *c, const char *id, const char *message_id)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "type", json_string("ack"));
+	json_object_set_new(o, "id", json_string(id));
+	json_object_set_new(o, "messageId", json_string(message_id));
+	json_object_set_new(o, "queued", json_true());
+	proto_send_json(c, o);
+}
+
+/* ---- grants (§6.4) ----------------------------------------------------------- */
+
+static const char *const default_caps[] = { "read", "dm", "broadcast", "state-read" };
+
+static bool caps_allow(const json_t *caps, const char *cap)
+{
+	if (!caps) {
+		for (size_t i = 0; i < sizeof(default_caps) / sizeof(default_caps[0]); i++)
+			if (strcmp(default_caps[i], cap) == 0)
+				return true;
+		return false;
+	}
+	size_t i;
+	json_t *v;
+	json_array_foreach(caps, i, v) if (json_is_string(v) && strcmp(json_string_value(v), cap) == 0)
+		return true;
+	return false;
+}
+
+/* Does recipient member `to` let this sender use `cap`?  The member pubkey's
+ * entry decides; without one, the session pubkey's; without either, the defaults. */
+static bool grant_allows(const struct member *to, const struct presence *from, const char *cap,
+			 bool member_key_only)
+{
+	const json_t *caps = json_object_get(to->peer_grants, from->member->pubkey);
+	if (!caps && !member_key_only && from->session_pubkey)
+		caps = json_object_get(to->peer_grants, from->session_pubkey);
+	if (caps && !json_is_array(caps))
+		caps = NULL;
+	return caps_allow(caps, cap);
+}
+
+/* ---- send (§6.1) ------------------------------------------------------------ */
+
+struct send_ctx {
+	char *req_id;          /* send.id, "" when absent */
+	char *reply_to_id;     /* echoed on multicast pushes */
+	bool priority_given;
+	enum target_class cls;
+};
+
+/* JavaScript string length: UTF-16 code units of the UTF-8 text. */
+static size_t js_length(const char *s)
+{
+	size_t n = 0;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p & 0xC0) != 0x80)
+			n += (*p >= 0xF0) ? 2 : 1;
+	}
+	return n;
+}
+
+static enum target_class classify(const char *t)
+{
+	if (strcmp(t, "*") == 0 || strcmp(t, "@all") == 0)
+		return TARGET_BROADCAST;
+	if (t[0] == '@')
+		return TARGET_GROUP;
+	if (t[0] == '#')
+		return TARGET_TOPIC;
+	return TARGET_DIRECT;
+}
+
+static bool valid_priority(const char *p)
+{
+	return strcmp(p, "now") == 0 || strcmp(p, "next") == 0 || strcmp(p, "low") == 0;
+}
+
+static int priority_label(const char *p)
+{
+	if (strcmp(p, "now") == 0)
+		return ROUTE_NOW;
+	if (strcmp(p, "low") == 0)
+		return ROUTE_LOW;
+	return ROUTE_NEXT;
+}
+
+/* The direct pre-flight: is anyone else there, and does one of them let us DM? */
+static const char *preflight(struct conn *c, const char *target)
+{
+	struct presence *me = c->presence;
+	const struct plist *l = mesh_find(me->mesh, target);
+	bool found = false, allowed = false;
+	for (size_t i = 0; i < l->n; i++) {
+		struct presence *q = l->v[i];
+		if (q == me)
+			continue;
+		found = true;
+		if (grant_allows(q->member, me, "dm", true))
+			allowed = true;
+	}
+	if (!found) {
+		metrics_inc_label(METRIC_MESSAGES_REJECTED, MSG_REJECT_NO_RECIPIENT);
+		return "no connected peer for target (not online, or targetSpec is your own key without another session)";
+	}
+	if (!allowed) {
+		metrics_inc_label(METRIC_MESSAGES_DROPPED_BY_GRANT, GRANT_DM);
+		return "blocked by recipient grants (sender lacks dm capability)";
+	}
+	return NULL;
+}
+
+static void send_done(struct db_job *j);
+
+static const char *opt_string(const json_t *msg, const char *key)
+{
+	const char *v = json_string_value(json_object_get(msg, key));
+	return v && *v ? v : NULL;
+}
+
+void route_send(struct conn *c, const json_t *msg)
+{
+	struct presence *me = c->presence;
+	const struct config *cfg = cfg_of(c);
+	const char *id = json_string_value(json_object_get(msg, "id"));
+	if (!id)
+		id = "";
+
+	/* 1. Rate limit per member; the token is spent even if a later step rejects. */
+	if (!bucket_take(&me->member->send_bucket, cfg->send_rate_burst,
+			 cfg->send_rate_limit_per_min, clock_mono_ms())) {
+		char text[128];
+		snprintf(text, sizeof(text), "rate_limit: max %d msg/min (burst %d) \xe2\x80\x94 slow down",
+			 cfg->send_rate_limit_per_min, cfg->send_rate_burst);
+		metrics_inc_label(METRIC_MESSAGES_REJECTED, MSG_REJECT_RATE_LIMIT);
+		ack_error(c, id, text);
+		return;
+	}
+	/* Q11: what the reference fails on silently gets an error ack the
+	 * daemon treats as permanent. */
+	const char *target = json_string_value(json_object_get(msg, "targetSpec"));
+	const char *nonce = json_string_value(json_object_get(msg, "nonce"));
+	const char *ciphertext = json_string_value(json_object_get(msg, "ciphertext"));
+	const json_t *prio_v = json_object_get(msg, "priority");
+	const char *priority = json_string_value(prio_v);
+	const char *bad = !target ? "targetSpec" : !nonce ? "nonce" : !ciphertext ? "ciphertext"
+		: (prio_v && !json_is_null(prio_v) && (!priority || !valid_priority(priority))) ? "priority"
+		: NULL;
+	if (bad) {
+		char text[64];
+		snprintf(text, sizeof(text), "invalid: %s", bad);
+		metrics_inc_label(METRIC_MESSAGES_REJECTED, MSG_REJECT_PARSE_OR_HANDLER);
+		ack_error(c, id, text);
+		return;
+	}
+	/* 2. Size, counted as the reference counts (JavaScript string length). */
+	size_t len = js_length(ciphertext) + js_length(nonce) + js_length(target);
+	if (len > cfg->max_message_bytes) {
+		char text[128];
+		snprintf(text, sizeof(text), "payload too large: %zu bytes > MAX_MESSAGE_BYTES=%zu", len,
+			 cfg->max_message_bytes);
+		metrics_inc_label(METRIC_MESSAGES_REJECTED, MSG_REJECT_TOO_LARGE);
+		ack_error(c, id, text);
+		return;
+	}
+	/* 3. Direct targets must have someone to go to. */
+	enum target_class cls = classify(target);
+	if (cls == TARGET_DIRECT) {
+		const char *err = preflight(c, target);
+		if (err) {
+			ack_error(c, id, err);
+			return;
+		}
+	}
+	/* 4. Queue: the ack waits for the commit. */
+	char mid[ID_LEN + 1];
+	id_new(mid);
+	const char *stored_priority = priority ? priority : "next";
+	bool multicast = cls == TARGET_BROADCAST || cls == TARGET_GROUP;
+	struct send_ctx *ctx = xcalloc(1, sizeof(*ctx));
+	ctx->req_id = xstrdup(id);
+	const char *reply_to = json_string_value(json_object_get(msg, "replyToId"));
+	ctx->reply_to_id = reply_to ? xstrdup(reply_to) : NULL;
+	ctx->priority_given = priority != NULL;
+	ctx->cls = cls;
+
+	struct db_job *j = db_job_new(insert_sql, DB_JOB_WRITE, c->w, send_done, ctx);
+	db_job_param(j, mid);
+	db_job_param(j, me->mesh->id);
+	db_job_param(j, me->member->id);
+	db_job_param(j, me->session_pubkey);
+	db_job_param(j, target);
+	db_job_param(j, stored_priority);
+	db_job_param(j, nonce);
+	db_job_param(j, ciphertext);
+	db_job_param(j, opt_string(msg, "client_message_id"));
+	db_job_param(j, opt_string(msg, "request_fingerprint"));
+	db_job_param(j, multicast ? "true" : "false");
+	j->conn_slot = c->slot;
+	j->conn_gen = c->gen;
+	j->mesh_id = xstrdup(me->mesh->id);
+	memcpy(j->presence_id, me->id, sizeof(me->id));
+	struct db *db = c->w->srv->db;
+	db_submit(db, j);
+
+	json_t *payload = json_object();
+	json_object_set_new(payload, "targetSpec", json_string(target));
+	json_object_set_new(payload, "priority", json_string(stored_priority));
+	audit_submit(db, me->mesh->id, "message_sent", me->member->id, me->display_name, payload,
+		     clock_wall_ms());
+	json_decref(payload);
+}
+
+static bool in_group(const struct presence *p, const char *name)
+{
+	size_t i;
+	json_t *g;
+	json_array_foreach(p->groups, i, g) {
+		const char *n = json_string_value(json_object_get(g, "name"));
+		if (n && strcmp(n, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* §6.5.2: pushed at once, whatever the recipients' status; one serialisation. */
+static void fan_out_multicast(struct presence *from, struct db_job *j, const struct send_ctx *ctx)
+{
+	const char *target = j->params[4], *priority = j->params[5];
+	char iso[32];
+	log_iso8601(iso, clock_wall_ms());
+	json_t *o = json_object();
+	json_object_set_new(o, "type", json_string("push"));
+	json_object_set_new(o, "messageId", json_string(j->params[0]));
+	json_object_set_new(o, "meshId", json_string(from->mesh->id));
+	json_object_set_new(o, "senderPubkey", json_string(presence_pubkey(from)));
+	json_object_set_new(o, "senderMemberPubkey", json_string(from->member->pubkey));
+	json_object_set_new(o, "senderMemberId", json_string(from->member->id));
+	json_object_set_new(o, "senderName", json_string(from->display_name));
+	if (ctx->priority_given)
+		json_object_set_new(o, "priority", json_string(priority));
+	json_object_set_new(o, "nonce", json_string(j->params[6]));
+	json_object_set_new(o, "ciphertext", json_string(j->params[7]));
+	json_object_set_new(o, "createdAt", json_string(iso));
+	if (ctx->reply_to_id)
+		json_object_set_new(o, "replyToId", json_string(ctx->reply_to_id));
+	char *text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	size_t len = strlen(text);
+	const char *group = ctx->cls == TARGET_GROUP ? target + 1 : NULL;
+	int label = priority_label(priority);
+	for (struct presence *to = from->mesh->head; to; to = to->next) {
+		if (to->member == from->member || !to->visible)
+			continue;
+		if (group && !in_group(to, group))
+			continue;
+		if (!grant_allows(to->member, from, "broadcast", false)) {
+			metrics_inc_label(METRIC_MESSAGES_DROPPED_BY_GRANT, GRANT_BROADCAST);
+			continue;
+		}
+		if (presence_send(to, text, len))
+			metrics_inc_label(METRIC_MESSAGES_ROUTED, label);
+	}
+	free(text);
+}
+
+/* Direct: every connection of every member the target resolves to is
+ * asked to drain; the one whose key matches the row claims it. */
+static void fan_out_direct(struct presence *from, const char *target)
+{
+	struct mesh *m = from->mesh;
+	const struct plist *l = mesh_find(m, target);
+	struct member *seen[16];
+	size_t nseen = 0;
+	for (size_t i = 0; i < l->n && nseen < 16; i++) {
+		struct member *mb = l->v[i]->member;
+		bool dup = false;
+		for (size_t k = 0; k < nseen; k++)
+			dup |= seen[k] == mb;
+		if (!dup)
+			seen[nseen++] = mb;
+	}
+	for (size_t k = 0; k < nseen; k++) {
+		const struct plist *mine = mesh_find(m, seen[k]->pubkey);
+		for (size_t i = 0; i < mine->n; i++) {
+			struct presence *q = mine->v[i];
+			if (q == from)
+				continue;
+			if (!grant_allows(q->member, from, "dm", false)) {
+				metrics_inc_label(METRIC_MESSAGES_DROPPED_BY_GRANT, GRANT_DM);
+				continue;
+			}
+			route_drain(q);
+		}
+	}
+	/* A session key that is not an index of its member's list (another
+	 * member's session key) was matched above through `l` itself. */
+	for (size_t i = 0; i < l->n; i++) {
+		struct presence *q = l->v[i];
+		if (q != from && strcmp(q->member->pubkey, target) != 0 &&
+		    grant_allows(q->member, from, "dm", false))
+			route_drain(q);
+	}
+}
+
+static void send_done(struct db_job *j)
+{
+	struct send_ctx *ctx = j->arg;
+	struct worker *w = j->origin;
+	struct conn *c = worker_conn_get(w, j->conn_slot, j->conn_gen);
+	struct presence *from = shard_presence(worker_shard(w), j->mesh_id, j->presence_id);
+	if (!j->ok) {
+		metrics_inc_label(METRIC_MESSAGES_REJECTED, MSG_REJECT_PARSE_OR_HANDLER);
+		if (c && c->presence == from) {
+			char text[256];
+			/* Not a "permanent" pattern for the daemon: it retries. */
+			snprintf(text, sizeof(text), "internal: %s", j->error);
+			ack_error(c, ctx->req_id, text);
+		}
+	} else {
+		if (c && c->presence == from)
+			ack_ok(c, ctx->req_id, j->params[0]);
+		if (from) {
+			if (ctx->cls == TARGET_BROADCAST || ctx->cls == TARGET_GROUP)
+				fan_out_multicast(from, j, ctx);
+			else if (ctx->cls == TARGET_DIRECT)
+				fan_out_direct(from, j->params[4]);
+		}
+	}
+	xfree(ctx->req_id);
+	xfree(ctx->reply_to_id);
+	xfree(ctx);
+}
+
+/* ---- drains (§6.6) ------------------------------------------------------------ */
+
+static void drain_done(struct db_job *j);
+
+static void redeliver_cb(evutil_socket_t fd, short what, void *arg)
+{
+	route_drain(arg);
+}
+
+/* The status a drain gates on (§6.6): dnd; a fresh hook status; else what
+ * the transcript says, written back with source jsonl. */
+static enum peer_status effective_status(struct presence *p, const struct config *cfg)
+{
+	if (p->status == STATUS_DND)
+		return STATUS_DND;
+	int64_t now = clock_wall_ms();
+	struct status_state st = { p->status, p->source, p->status_updated_ms };
+	int64_t window = (int64_t)cfg->hook_fresh_window_seconds * 1000;
+	if (status_is_hook_fresh(&st, now, window))
+		return p->status;
+	enum peer_status inferred = status_infer_jsonl(cfg->claude_projects_dir, p->cwd);
+	if (inferred != p->status || p->source != SOURCE_JSONL)
+		presence_write_status(p, inferred, SOURCE_JSONL);
+	return p->status;
+}
+
+void route_drain(struct presence *p)
+{
+	struct conn *c = p->conn;
+	if (!c || !c->hello_done || c->state != CONN_WS)
+		return; /* Q2: never claim for a socket that is not open */
+	if (p->drain_inflight) {
+		p->drain_again = true;
+		return;
+	}
+	const struct config *cfg = c->w->srv->cfg;
+	p->drain_inflight = true;
+	p->drain_again = false;
+	unsigned gate = status_deliverable(effective_status(p, cfg));
+	char prios[32] = "";
+	if (gate & PRIO_NOW)
+		strcat(prios, "now,");
+	if (gate & PRIO_NEXT)
+		strcat(prios, "next,");
+	if (gate & PRIO_LOW)
+		strcat(prios, "low,");
+	prios[strlen(prios) - 1] = '\0';
+
+	struct db_job *j = db_job_new(drain_sql, DB_JOB_WRITE, c->w, drain_done, NULL);
+	db_job_param(j, p->mesh->id);
+	db_job_param(j, prios);
+	db_job_param(j, p->member->pubkey);
+	db_job_param(j, p->session_pubkey);
+	db_job_param(j, p->member->id);
+	db_job_param(j, p->id);
+	db_job_paramf(j, "%d", cfg->claim_lease_seconds);
+	j->conn_slot = c->slot;
+	j->conn_gen = c->gen;
+	j->mesh_id = xstrdup(p->mesh->id);
+	memcpy(j->presence_id, p->id, sizeof(p->id));
+	db_submit(c->w->srv->db, j);
+}
+
+static void push_row(struct presence *p, PGresult *res, int row)
+{
+	const char *priority = PQgetvalue(res, row, 1);
+	json_t *o = json_object();
+	json_object_set_new(o, "type", json_string("push"));
+	json_object_set_new(o, "messageId", json_string(PQgetvalue(res, row, 0)));
+	json_object_set_new(o, "meshId", json_string(p->mesh->id));
+	json_object_set_new(o, "senderPubkey", json_string(PQgetvalue(res, row, 7)));
+	json_object_set_new(o, "priority", json_string(priority));
+	json_object_set_new(o, "nonce", json_string(PQgetvalue(res, row, 2)));
+	json_object_set_new(o, "ciphertext", json_string(PQgetvalue(res, row, 3)));
+	json_object_set_new(o, "createdAt", json_string(PQgetvalue(res, row, 4)));
+	if (!PQgetisnull(res, row, 5))
+		json_object_set_new(o, "client_message_id", json_string(PQgetvalue(res, row, 5)));
+	if (!PQgetisnull(res, row, 6))
+		json_object_set_new(o, "request_fingerprint", json_string(PQgetvalue(res, row, 6)));
+	char *text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (presence_send(p, text, strlen(text)))
+		metrics_inc_label(METRIC_MESSAGES_ROUTED, priority_label(priority));
+	free(text);
+}
+
+static void drain_done(struct db_job *j)
+{
+	struct worker *w = j->origin;
+	struct presence *p = shard_presence(worker_shard(w), j->mesh_id, j->presence_id);
+	if (!p)
+		return;
+	p->drain_inflight = false;
+	if (!j->ok) {
+		log_warn("drain_failed", "mesh=%s presence=%s error=%s", j->mesh_id, p->id, j->error);
+	} else {
+		int n = PQntuples(j->res);
+		for (int i = 0; i < n; i++)
+			push_row(p, j->res, i);
+		if (n > 0) {
+			/* Not acked within the lease: claim again then (the reference
+			 * waits for an unrelated trigger; we don't). */
+			if (!p->redeliver_timer)
+				p->redeliver_timer = evtimer_new(w->base, redeliver_cb, p);
+			struct timeval tv = { w->srv->cfg->claim_lease_seconds, 100 * 1000 };
+			evtimer_add(p->redeliver_timer, &tv);
+		}
+	}
+	if (p->drain_again)
+		route_drain(p);
+}
+
+/* ---- client_ack (§6.7) --------------------------------------------------------- */
+
+void route_client_ack(struct conn *c, const json_t *msg)
+{
+	struct presence *p = c->presence;
+	const char *cid = opt_string(msg, "clientMessageId");
+	const char *bid = opt_string(msg, "brokerMessageId");
+	if (!cid && !bid)
+		return;
+	struct db_job *j = db_job_new(ack_sql, DB_JOB_WRITE, NULL, NULL, NULL);
+	db_job_param(j, p->mesh->id);
+	db_job_param(j, bid);
+	db_job_param(j, cid);
+	db_job_param(j, p->member->pubkey);
+	db_job_param(j, p->session_pubkey);
+	db_submit(c->w->srv->db, j);
+}
+
+/* ---- message_status (§6.9) ------------------------------------------------------- */
+
+struct status_ctx {
+	char *message_id; /* as given */
+	char *req_id;
+};
+
+static bool base62(const char *s)
+{
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s))
+			return false;
+	return true;
+}
+
+/* The length of String(value) in JavaScript, for the error text. */
+static size_t js_string_length(const json_t *v)
+{
+	if (!v)
+		return 0;
+	if (json_is_string(v))
+		return js_length(json_string_value(v));
+	char buf[64];
+	if (json_is_integer(v))
+		return (size_t)snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(v));
+	if (json_is_true(v))
+		return 4;
+	if (json_is_false(v))
+		return 5;
+	if (json_is_null(v))
+		return 4;
+	if (json_is_object(v))
+		return 15; /* "[object Object]" */
+	char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	size_t n = t ? strlen(t) : 0;
+	free(t);
+	return n;
+}
+
+static void status_error(struct conn *c, const char *code, const char *message, const char *req_id)
+{
+	proto_send_error(c, code, message, req_id);
+}
+
+static void status_done(struct db_job *j);
+
+void route_message_status(struct conn *c, const json_t *msg)
+{
+	const json_t *v = json_object_get(msg, "messageId");
+	const char *id = json_string_value(v);
+	const char *req_id = json_string_value(json_object_get(msg, "_reqId"));
+	size_t len = id ? strlen(id) : 0;
+	if (!id || len < 8 || len > 32 || !base62(id)) {
+		char text[96];
+		snprintf(text, sizeof(text), "messageId must be 8-32 base62 chars (got %zu)",
+			 js_string_length(v));
+		status_error(c, "invalid_argument", text, req_id);
+		return;
+	}
+	struct status_ctx *ctx = xcalloc(1, sizeof(*ctx));
+	ctx->message_id = xstrdup(id);
+	ctx->req_id = req_id ? xstrdup(req_id) : NULL;
+	struct db_job *j = db_job_new(len == 32 ? status_exact_sql : status_prefix_sql,
+				      DB_JOB_FAIL_FAST, c->w, status_done, ctx);
+	db_job_param(j, c->presence->mesh->id);
+	db_job_param(j, id);
+	j->conn_slot = c->slot;
+	j->conn_gen = c->gen;
+	db_submit(c->w->srv->db, j);
+}
+
+static json_t *recipient(const struct presence *p, const char *status)
+{
+	json_t *r = json_object();
+	json_object_set_new(r, "name", json_string(p->hello_display_name ? p->hello_display_name
+									: p->member->display_name));
+	json_object_set_new(r, "pubkey", json_string(presence_pubkey(p)));
+	json_object_set_new(r, "status", json_string(status));
+	return r;
+}
+
+static json_t *recipients(struct mesh *m, const char *target, bool delivered)
+{
+	const char *st = delivered ? "delivered" : "held";
+	json_t *a = json_array();
+	enum target_class cls = classify(target);
+	int64_t now = clock_mono_ms();
+	for (struct presence *p = m->head; p; p = p->next) {
+		if (!p->stored || (!p->online && now - p->last_pong_mono_ms > 90000))
+			continue; /* not a listed (non-disconnected) presence */
+		if (cls == TARGET_BROADCAST) {
+			json_array_append_new(a, recipient(p, st));
+		} else if (cls == TARGET_GROUP) {
+			if (in_group(p, target + 1))
+				json_array_append_new(a, recipient(p, st));
+		} else if (strcmp(presence_pubkey(p), target) == 0) {
+			json_array_append_new(a, recipient(p, st));
+			return a;
+		}
+	}
+	if (cls != TARGET_BROADCAST && cls != TARGET_GROUP) {
+		char prefix[17];
+		snprintf(prefix, sizeof(prefix), "%s", target);
+		json_t *r = json_object();
+		json_object_set_new(r, "name", json_string("unknown"));
+		json_object_set_new(r, "pubkey", json_string(prefix));
+		json_object_set_new(r, "status", json_string("disconnected"));
+		json_array_append_new(a, r);
+	}
+	return a;
+}
+
+static void status_done(struct db_job *j)
+{
+	struct status_ctx *ctx = j->arg;
+	struct conn *c = worker_conn_get(j->origin, j->conn_slot, j->conn_gen);
+	if (!c || !c->presence) {
+		/* gone */
+	} else if (!j->ok) {
+		metrics_inc_label(METRIC_MESSAGES_REJECTED, MSG_REJECT_PARSE_OR_HANDLER);
+	} else if (PQntuples(j->res) == 0) {
+		status_error(c, "not_found", "message not found", ctx->req_id);
+	} else if (PQntuples(j->res) > 1) {
+		status_error(c, "ambiguous_prefix",
+			     "prefix matched 2 messages \xe2\x80\x94 use a longer id", ctx->req_id);
+	} else {
+		PGresult *r = j->res;
+		bool delivered = strcmp(PQgetvalue(r, 0, 2), "t") == 0;
+		json_t *o = json_object();
+		json_object_set_new(o, "type", json_string("message_status_result"));
+		json_object_set_new(o, "messageId", json_string(ctx->message_id));
+		json_object_set_new(o, "targetSpec", json_string(PQgetvalue(r, 0, 1)));
+		json_object_set_new(o, "delivered", json_boolean(delivered));
+		json_object_set_new(o, "deliveredAt",
+				    delivered ? json_string(PQgetvalue(r, 0, 3)) : json_null());
+		json_object_set_new(o, "recipients",
+				    recipients(c->presence->mesh, PQgetvalue(r, 0, 1), delivered));
+		if (ctx->req_id)
+			json_object_set_new(o, "_reqId", json_string(ctx->req_id));
+		proto_send_json(c, o);
+	}
+	xfree(ctx->message_id);
+	xfree(ctx->req_id);
+	xfree(ctx);
+}
