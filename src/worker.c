@@ -10,6 +10,7 @@
 #include "meshd/conn.h"
 #include "meshd/db.h"
 #include "meshd/handshake.h"
+#include "meshd/presence.h"
 #include "meshd/log.h"
 #include "meshd/server.h"
 #include "meshd/thread.h"
@@ -103,6 +104,9 @@ static void free_closed(struct worker *w)
 
 static void begin_drain(struct worker *w, int timeout_ms)
 {
+	/* §7.13 / D10: this process's presences are marked disconnected (the
+	 * db thread writes it before it stops), then every socket is closed. */
+	presence_shutdown_shard(&w->shard);
 	w->draining = true;
 	struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
 	evtimer_add(w->drain_deadline, &tv);
