@@ -53,6 +53,7 @@ void presence_attach(struct presence *p, struct conn *c)
 	c->presence = p;
 	p->online = true;
 	p->last_pong_mono_ms = clock_mono_ms();
+	p->drained_once = false; /* the first drain on this socket re-drains after the lease */
 	if (p->grace_timer)
 		evtimer_del(p->grace_timer);
 }

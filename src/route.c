@@ -307,13 +307,16 @@ void route_send(struct conn *c, const json_t *msg)
 	json_decref(payload);
 }
 
+/* `@name` reaches a peer in group `name` or in any group below it
+ * (`name/…`): the hierarchy the reference's drains mean (§6.3), applied to
+ * the push itself since multicast rows are never drained (Q14). */
 static bool in_group(const struct presence *p, const char *name)
 {
-	size_t i;
+	size_t i, len = strlen(name);
 	json_t *g;
 	json_array_foreach(p->groups, i, g) {
 		const char *n = json_string_value(json_object_get(g, "name"));
-		if (n && strcmp(n, name) == 0)
+		if (n && strncmp(n, name, len) == 0 && (n[len] == '\0' || n[len] == '/'))
 			return true;
 	}
 	return false;
@@ -527,9 +530,12 @@ static void drain_done(struct db_job *j)
 		int n = PQntuples(j->res);
 		for (int i = 0; i < n; i++)
 			push_row(p, j->res, i);
-		if (n > 0) {
-			/* Not acked within the lease: claim again then (the reference
-			 * waits for an unrelated trigger; we don't). */
+		/* Not acked within the lease: claim again then (the reference
+		 * waits for an unrelated trigger; we don't).  The first drain of a
+		 * presence re-drains once too, for rows a previous process (or a
+		 * previous socket) claimed and never saw acked. */
+		if (n > 0 || !p->drained_once) {
+			p->drained_once = true;
 			if (!p->redeliver_timer)
 				p->redeliver_timer = evtimer_new(w->base, redeliver_cb, p);
 			struct timeval tv = { w->srv->cfg->claim_lease_seconds, 100 * 1000 };

@@ -81,6 +81,7 @@ struct presence {
 	bool stored;                  /* its row is committed */
 	bool drain_inflight;
 	bool drain_again;
+	bool drained_once;
 	int64_t last_heartbeat_write_ms; /* mono: last last_ping_at write */
 
 	struct presence *prev, *next; /* mesh list, in connected order */

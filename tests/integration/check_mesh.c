@@ -8,7 +8,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
+#include <libpq-fe.h>
+
 #include "itest.h"
+#include "meshd/audit.h"
 #include "meshtest.h"
 
 static struct broker B;
@@ -99,6 +104,429 @@ START_TEST(dm_round_trip)
 }
 END_TEST
 
+
+/* Connects peer i of `mesh` (member <mesh>-m<i>, name 'a'+i) with groups. */
+static void join(struct mt_peer *p, const char *mesh, int i, struct mc_identity *ids,
+		 const char *const *groups)
+{
+	char mid[64], name[8];
+	snprintf(mid, sizeof(mid), "%s-m%d", mesh, i);
+	snprintf(name, sizeof(name), "%c", 'a' + i);
+	ck_assert_msg(mt_connect(p, B.port, mesh, mid, &ids[i], name, groups), "hello %s/%s", mesh, name);
+}
+
+static void expect_multicast(struct mt_peer *to, const struct mt_peer *from, const char *text)
+{
+	struct mc_frame f;
+	ck_assert_msg(mt_wait_push(to, &f, 10000), "%s got no push", to->name);
+	ck_assert_ptr_null(f.bad_field);
+	ck_assert_str_eq(f.push.sender_pubkey, from->id.pk_hex);
+	ck_assert_str_eq(f.push.sender_member_pubkey, from->id.pk_hex);
+	ck_assert_str_eq(f.push.sender_member_id, from->member_id);
+	ck_assert_str_eq(f.push.sender_name, from->name);
+	ck_assert_str_eq(f.push.mesh_id, from->mesh_id);
+	ck_assert_ptr_null(f.push.client_message_id);
+	unsigned char *plain;
+	size_t len;
+	ck_assert(mc_unb64(f.push.ciphertext, &plain, &len));
+	ck_assert_str_eq((char *)plain, text);
+	free(plain);
+	mc_frame_free(&f);
+}
+
+/* *, @all, @group (with sub-groups) and #topic reach exactly the right
+ * peers, and nothing crosses into a mesh with the same names and groups. */
+START_TEST(multicast_targets_and_isolation)
+{
+	struct mc_identity x[4], y[4];
+	seed("meshX", 4, x);
+	seed("meshY", 4, y);
+	const char *backend[] = { "backend", NULL }, *api[] = { "backend/api", NULL },
+		   *front[] = { "frontend", NULL };
+	const char *const *groups[] = { NULL, backend, api, front };
+	struct mt_peer px[4], py[4];
+	for (int i = 0; i < 4; i++) {
+		join(&px[i], "meshX", i, x, groups[i]);
+		join(&py[i], "meshY", i, y, groups[i]);
+	}
+	struct mc_frame ack;
+	ck_assert(mt_multicast(&px[0], "@backend", "to backend", "next", &ack));
+	ck_assert(ack.ack.queued);
+	mc_frame_free(&ack);
+	expect_multicast(&px[1], &px[0], "to backend");
+	expect_multicast(&px[2], &px[0], "to backend");
+
+	ck_assert(mt_multicast(&px[0], "*", "to all", "low", &ack));
+	mc_frame_free(&ack);
+	for (int i = 1; i < 4; i++)
+		expect_multicast(&px[i], &px[0], "to all");
+	ck_assert(mt_multicast(&px[3], "@all", "all again", "now", &ack));
+	mc_frame_free(&ack);
+	for (int i = 0; i < 3; i++)
+		expect_multicast(&px[i], &px[3], "all again");
+
+	/* #topic: queued, never pushed at send time. */
+	ck_assert(mt_multicast(&px[0], "#topic-1", "topic", "next", &ack));
+	ck_assert(ack.ack.queued);
+	mc_frame_free(&ack);
+
+	ck_assert(mt_quiet(&px[0], 300, true)); /* the sender gets none of its own */
+	ck_assert(mt_quiet(&px[3], 300, true)); /* frontend got no @backend, no #topic */
+	for (int i = 0; i < 4; i++)
+		ck_assert_msg(mt_quiet(&py[i], 300, true), "meshY peer %d got meshX traffic", i);
+	ck_assert_int_eq(itest_metric(B.port, "broker_messages_routed_total{priority=\"next\"}"), 2);
+	for (int i = 0; i < 4; i++) {
+		mt_close(&px[i]);
+		mt_close(&py[i]);
+	}
+}
+END_TEST
+
+/* A DM addressed to a session key reaches only that session; one to the
+ * member key is claimed by exactly one of the member's connections. */
+START_TEST(dm_to_session_and_member_keys)
+{
+	struct mc_identity ids[2];
+	seed("meshS", 2, ids);
+	struct mt_peer a, b1, b2;
+	join(&a, "meshS", 0, ids, NULL);
+	ck_assert(mt_connect_session(&b1, B.port, "meshS", "meshS-m1", &ids[1], "b1", NULL));
+	ck_assert(mt_connect_session(&b2, B.port, "meshS", "meshS-m1", &ids[1], "b2", NULL));
+	struct mc_frame ack, f;
+	ck_assert(mt_dm(&a, &b2, "for b2", "now", NULL, &ack));
+	ck_assert(ack.ack.queued);
+	mc_frame_free(&ack);
+	ck_assert(mt_wait_push(&b2, &f, 10000));
+	char text[64];
+	ck_assert(mt_open_dm(&b2, &f, text, sizeof(text)));
+	ck_assert_str_eq(text, "for b2");
+	mc_frame_free(&f);
+	ck_assert(mt_quiet(&b1, 300, true));
+
+	/* Member key: one of b1/b2 claims it, never both. */
+	struct mt_peer bm = b1;
+	memcpy(&bm.id, &ids[1], sizeof(ids[1]));
+	bm.is_session = false;
+	char *nonce, *ct;
+	ck_assert(mc_encrypt_dm(&a.id, ids[1].pk_hex, "m", 1, &nonce, &ct));
+	struct mc_send_opts o = { .id = "x1", .target_spec = ids[1].pk_hex, .priority = "now",
+				  .nonce = nonce, .ciphertext = ct };
+	char *frame = mc_send(&o);
+	ck_assert(mt_send_raw(&a, frame));
+	free(frame);
+	free(nonce);
+	free(ct);
+	ck_assert(mt_wait(&a, MC_ACK, &ack, 10000));
+	ck_assert(ack.ack.queued);
+	mc_frame_free(&ack);
+	int got = 0;
+	if (mt_wait_push(&b1, &f, 1500)) {
+		got++;
+		mc_frame_free(&f);
+	}
+	if (mt_wait_push(&b2, &f, 1500)) {
+		got++;
+		mc_frame_free(&f);
+	}
+	ck_assert_int_eq(got, 1);
+	mt_close(&a);
+	mt_close(&b1);
+	mt_close(&b2);
+}
+END_TEST
+
+static void set_status(struct mt_peer *p, const char *status)
+{
+	char *f = mc_set_status(status);
+	ck_assert(mt_send_raw(p, f));
+	free(f);
+}
+
+static void expect_dm(struct mt_peer *to, const char *text, const char *priority)
+{
+	struct mc_frame f;
+	ck_assert_msg(mt_wait_push(to, &f, 10000), "no push for %s", text);
+	char got[128];
+	ck_assert(mt_open_dm(to, &f, got, sizeof(got)));
+	ck_assert_str_eq(got, text);
+	ck_assert_str_eq(f.push.priority, priority);
+	mc_frame_free(&f);
+}
+
+static void dm_ok(struct mt_peer *from, struct mt_peer *to, const char *text, const char *prio)
+{
+	struct mc_frame ack;
+	ck_assert(mt_dm(from, to, text, prio, NULL, &ack));
+	ck_assert_msg(ack.ack.queued, "%s", ack.ack.error);
+	mc_frame_free(&ack);
+}
+
+/* dnd holds next/low, never now; leaving dnd releases them at once (D4). */
+START_TEST(priority_gating_dnd)
+{
+	struct mc_identity ids[2];
+	seed("meshP", 2, ids);
+	struct mt_peer a, b;
+	join(&a, "meshP", 0, ids, NULL);
+	join(&b, "meshP", 1, ids, NULL);
+	set_status(&b, "dnd");
+	/* set_status has no reply: a list_peers round trip orders it. */
+	char *lp = mc_list_peers("sync");
+	ck_assert(mt_send_raw(&b, lp));
+	free(lp);
+	struct mc_frame f;
+	ck_assert(mt_wait(&b, MC_PEERS_LIST, &f, 5000));
+	mc_frame_free(&f);
+
+	dm_ok(&a, &b, "held next", "next");
+	dm_ok(&a, &b, "held low", "low");
+	dm_ok(&a, &b, "urgent", "now");
+	expect_dm(&b, "urgent", "now");
+	ck_assert(mt_quiet(&b, 500, true));
+	set_status(&b, "idle");
+	expect_dm(&b, "held next", "next");
+	expect_dm(&b, "held low", "low");
+	mt_close(&a);
+	mt_close(&b);
+}
+END_TEST
+
+/* working (from the transcript on the broker's host, D8) holds next; a
+ * status that admits it releases it. */
+START_TEST(priority_gating_working_from_jsonl)
+{
+	teardown();
+	char dir[] = "/tmp/mprojXXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	char path[512], env[600];
+	snprintf(path, sizeof(path), "%s/-tmp-meshtest", dir);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/-tmp-meshtest/s.jsonl", dir);
+	FILE *fp = fopen(path, "w");
+	fputs("{\"type\":\"assistant\",\"message\":{\"content\":[{\"type\":\"tool_use\"}]}}\n", fp);
+	fclose(fp);
+	snprintf(env, sizeof(env), "CLAUDE_PROJECTS_DIR=%s", dir);
+	const char *more[] = { env, NULL };
+	start(more);
+
+	struct mc_identity ids[2];
+	seed("meshW", 2, ids);
+	struct mt_peer a, b;
+	join(&a, "meshW", 0, ids, NULL);
+	join(&b, "meshW", 1, ids, NULL);
+	dm_ok(&a, &b, "wait", "next");
+	dm_ok(&a, &b, "now!", "now");
+	expect_dm(&b, "now!", "now");
+	ck_assert(mt_quiet(&b, 500, true));
+
+	fp = fopen(path, "w");
+	fputs("{\"type\":\"assistant\",\"message\":{\"content\":[{\"type\":\"text\"}]}}\n", fp);
+	fclose(fp);
+	set_status(&b, "idle");
+	expect_dm(&b, "wait", "next");
+	mt_close(&a);
+	mt_close(&b);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/-tmp-meshtest", dir);
+	rmdir(path);
+	rmdir(dir);
+}
+END_TEST
+
+static void message_status(struct mt_peer *p, const char *id, struct mc_frame *f)
+{
+	char *req = mc_message_status(id, "ms-1");
+	ck_assert(mt_send_raw(p, req));
+	free(req);
+	ck_assert(mt_next(p, f, 5000));
+}
+
+/* At-least-once: an un-acked push comes back after the claim lease with the
+ * same messageId; an acked one never does; message_status tells them apart. */
+START_TEST(redelivery_after_lease_and_client_ack)
+{
+	teardown();
+	const char *more[] = { "CLAIM_LEASE_SECONDS=1", NULL };
+	start(more);
+	struct mc_identity ids[2];
+	seed("meshL", 2, ids);
+	struct mt_peer a, b;
+	join(&a, "meshL", 0, ids, NULL);
+	join(&b, "meshL", 1, ids, NULL);
+
+	struct mc_frame ack, f;
+	ck_assert(mt_dm(&a, &b, "unacked", "now", "c-unacked", &ack));
+	char unacked[40];
+	snprintf(unacked, sizeof(unacked), "%s", ack.ack.message_id);
+	mc_frame_free(&ack);
+	ck_assert(mt_wait_push(&b, &f, 5000));
+	ck_assert_str_eq(f.push.message_id, unacked);
+	mc_frame_free(&f);
+	ck_assert(mt_wait_push(&b, &f, 5000)); /* again, after the lease */
+	ck_assert_str_eq(f.push.message_id, unacked);
+	ck_assert_str_eq(f.push.client_message_id, "c-unacked");
+	mc_frame_free(&f);
+
+	message_status(&a, unacked, &f);
+	ck_assert_int_eq(f.type, MC_MESSAGE_STATUS_RESULT);
+	ck_assert_ptr_null(f.bad_field);
+	ck_assert(!f.message_status.delivered);
+	ck_assert_str_eq(json_string_value(json_object_get(f.json, "_reqId")), "ms-1");
+	json_t *r0 = json_array_get(f.message_status.recipients, 0);
+	ck_assert_str_eq(json_string_value(json_object_get(r0, "status")), "held");
+	ck_assert_str_eq(json_string_value(json_object_get(r0, "pubkey")), b.id.pk_hex);
+	mc_frame_free(&f);
+
+	char *ca = mc_client_ack(NULL, unacked);
+	ck_assert(mt_send_raw(&b, ca));
+	free(ca);
+	/* The ack is fire-and-forget: poll message_status until it shows. */
+	bool delivered = false;
+	for (int i = 0; i < 50 && !delivered; i++) {
+		message_status(&a, unacked, &f);
+		delivered = f.message_status.delivered;
+		if (delivered) {
+			ck_assert_int_eq(strlen(f.message_status.delivered_at), 24);
+			json_t *r = json_array_get(f.message_status.recipients, 0);
+			ck_assert_str_eq(json_string_value(json_object_get(r, "status")), "delivered");
+		}
+		mc_frame_free(&f);
+		if (!delivered)
+			usleep(100 * 1000);
+	}
+	ck_assert(delivered);
+	ck_assert(mt_quiet(&b, 2500, true)); /* acked: never again */
+
+	/* A prefix works; an unknown id and a bad one get the errors. */
+	char prefix[9];
+	memcpy(prefix, unacked, 8);
+	prefix[8] = '\0';
+	message_status(&a, prefix, &f);
+	ck_assert_int_eq(f.type, MC_MESSAGE_STATUS_RESULT);
+	ck_assert_str_eq(f.message_status.message_id, prefix);
+	mc_frame_free(&f);
+	message_status(&a, "ZZZZZZZZZZZZ", &f);
+	ck_assert_int_eq(f.type, MC_ERROR);
+	ck_assert_str_eq(f.error.code, "not_found");
+	ck_assert_str_eq(f.error.message, "message not found");
+	mc_frame_free(&f);
+	message_status(&a, "short", &f);
+	ck_assert_int_eq(f.type, MC_ERROR);
+	ck_assert_str_eq(f.error.code, "invalid_argument");
+	ck_assert_str_eq(f.error.message, "messageId must be 8-32 base62 chars (got 5)");
+	mc_frame_free(&f);
+	mt_close(&a);
+	mt_close(&b);
+}
+END_TEST
+
+START_TEST(send_rejections)
+{
+	teardown();
+	const char *more[] = { "SEND_RATE_LIMIT_PER_MIN=60", "SEND_RATE_BURST=3", NULL };
+	start(more);
+	struct mc_identity ids[2];
+	seed("meshR", 2, ids);
+	struct mt_peer a, b;
+	join(&a, "meshR", 0, ids, NULL);
+	join(&b, "meshR", 1, ids, NULL);
+	struct mc_frame ack;
+	/* Over MAX_MESSAGE_BYTES: an error ack, not a close (Q1). */
+	size_t n = 70000;
+	char *big = malloc(n + 1);
+	memset(big, 'A', n);
+	big[n] = '\0';
+	struct mc_send_opts o = { .id = "big", .target_spec = b.id.pk_hex, .priority = "now",
+				  .nonce = "n", .ciphertext = big };
+	char *frame = mc_send(&o);
+	ck_assert(mt_send_raw(&a, frame));
+	free(frame);
+	free(big);
+	ck_assert(mt_wait(&a, MC_ACK, &ack, 5000));
+	ck_assert_str_eq(ack.ack.id, "big");
+	ck_assert_str_eq(ack.ack.message_id, "");
+	ck_assert(!ack.ack.queued);
+	char want[128];
+	snprintf(want, sizeof(want), "payload too large: %zu bytes > MAX_MESSAGE_BYTES=65536", n + 1 + 64);
+	ck_assert_str_eq(ack.ack.error, want);
+	mc_frame_free(&ack);
+	/* Q11: a missing field is an error ack. */
+	ck_assert(mt_send_raw(&a, "{\"type\":\"send\",\"id\":\"q\",\"targetSpec\":\"*\",\"nonce\":\"\"}"));
+	ck_assert(mt_wait(&a, MC_ACK, &ack, 5000));
+	ck_assert_str_eq(ack.ack.error, "invalid: ciphertext");
+	mc_frame_free(&ack);
+	/* The burst of 3 is spent (two sends above); the next is rate limited. */
+	ck_assert(mt_multicast(&a, "*", "x", "now", &ack));
+	ck_assert(ack.ack.queued);
+	mc_frame_free(&ack);
+	ck_assert(mt_multicast(&a, "*", "y", "now", &ack));
+	ck_assert(!ack.ack.queued);
+	ck_assert_str_eq(ack.ack.error, "rate_limit: max 60 msg/min (burst 3) \xe2\x80\x94 slow down");
+	mc_frame_free(&ack);
+	ck_assert_int_eq(itest_metric(B.port, "broker_messages_rejected_total{reason=\"rate_limit\"}"), 1);
+	ck_assert_int_eq(itest_metric(B.port, "broker_messages_rejected_total{reason=\"too_large\"}"), 1);
+	mt_close(&a);
+	mt_close(&b);
+}
+END_TEST
+
+START_TEST(presence_requests_and_audit_chain)
+{
+	struct mc_identity ids[2];
+	seed("meshQ", 2, ids);
+	struct mt_peer a, b;
+	const char *ops[] = { "ops", NULL };
+	join(&a, "meshQ", 0, ids, ops);
+	join(&b, "meshQ", 1, ids, NULL);
+	char *f1 = mc_join_group("eng", "lead"), *f2 = mc_leave_group("ops"),
+	     *f3 = mc_set_summary("refactoring"), *f4 = mc_list_peers("pl-1");
+	ck_assert(mt_send_raw(&a, f1) && mt_send_raw(&a, f2) && mt_send_raw(&a, f3) && mt_send_raw(&a, f4));
+	free(f1);
+	free(f2);
+	free(f3);
+	free(f4);
+	struct mc_frame f;
+	ck_assert(mt_wait(&a, MC_PEERS_LIST, &f, 5000));
+	ck_assert_ptr_null(f.bad_field);
+	ck_assert_str_eq(f.req_id, "pl-1");
+	ck_assert_int_eq(json_array_size(f.peers_list.peers), 2);
+	json_t *me = json_array_get(f.peers_list.peers, 0);
+	ck_assert_str_eq(json_string_value(json_object_get(me, "pubkey")), a.id.pk_hex);
+	ck_assert_str_eq(json_string_value(json_object_get(me, "displayName")), "a");
+	ck_assert_str_eq(json_string_value(json_object_get(me, "summary")), "refactoring");
+	ck_assert_str_eq(json_string_value(json_object_get(me, "peerRole")), "control-plane");
+	ck_assert_str_eq(json_string_value(json_object_get(me, "status")), "idle");
+	char *groups = json_dumps(json_object_get(me, "groups"), JSON_COMPACT);
+	ck_assert_str_eq(groups, "[{\"name\":\"eng\",\"role\":\"lead\"}]");
+	free(groups);
+	json_t *other = json_array_get(f.peers_list.peers, 1);
+	ck_assert(json_is_null(json_object_get(other, "summary")));
+	mc_frame_free(&f);
+
+	struct mc_frame ack;
+	dm_ok(&a, &b, "one", "now");
+	ck_assert(mt_multicast(&b, "*", "two", "next", &ack));
+	mc_frame_free(&ack);
+	mt_close(&a);
+	mt_close(&b);
+	/* Audit rows are written behind; stopping the broker flushes them. */
+	itest_broker_stop(&B);
+	char n[32];
+	ck_assert(pgtest_scalar(itest_db_url(), "SELECT count(*) FROM mesh.audit_log WHERE mesh_id = 'meshQ'", n, sizeof(n)));
+	ck_assert_str_eq(n, "4"); /* 2 peer_joined + 2 message_sent */
+	PGconn *pg = PQconnectdb(itest_db_url());
+	long long entries = 0, broken = 0;
+	ck_assert(audit_verify_chain(pg, "meshQ", &entries, &broken));
+	ck_assert_int_eq(entries, 4);
+	ck_assert_int_eq(broken, -1);
+	/* No message content in the audit payloads. */
+	ck_assert(pgtest_scalar(itest_db_url(), "SELECT count(*) FROM mesh.audit_log WHERE payload::text LIKE '%ciphertext%' OR payload::text LIKE '%nonce%'", n, sizeof(n)));
+	ck_assert_str_eq(n, "0");
+	PQfinish(pg);
+	start(NULL); /* the fixture stops a broker */
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("mesh");
@@ -107,6 +535,13 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, dm_round_trip);
+	tcase_add_test(tc, multicast_targets_and_isolation);
+	tcase_add_test(tc, dm_to_session_and_member_keys);
+	tcase_add_test(tc, priority_gating_dnd);
+	tcase_add_test(tc, priority_gating_working_from_jsonl);
+	tcase_add_test(tc, redelivery_after_lease_and_client_ack);
+	tcase_add_test(tc, send_rejections);
+	tcase_add_test(tc, presence_requests_and_audit_chain);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,208 @@
+/* Integration: nothing acknowledged is lost (D3).  With DMs in flight the
+ * broker is killed with SIGKILL, restarted on the same database, every peer
+ * reconnects, and every message that was acked arrives exactly as sent. */
+#include "config.h"
+
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "itest.h"
+#include "meshtest.h"
+
+#define PEERS 4
+#define PER_SENDER 150
+#define KILL_AFTER_ACKS 120
+
+struct sent {
+	char id[40];      /* broker messageId, "" until acked */
+	char text[32];
+	int to;
+	bool acked;
+};
+
+static struct sent sent[PEERS][PER_SENDER];
+static int next_ack[PEERS];
+/* received[i] holds "messageId text" lines seen by peer i */
+static char *received[PEERS];
+static size_t received_len[PEERS];
+
+static char workers_env[64];
+
+static void start(struct broker *b, const char *url)
+{
+	const char *w = getenv("MESHD_TEST_WORKERS");
+	snprintf(workers_env, sizeof(workers_env), "BROKER_WORKERS=%s", w ? w : "4");
+	const char *env[] = { workers_env, "SEND_RATE_LIMIT_PER_MIN=0", "CLAIM_LEASE_SECONDS=2",
+			      NULL };
+	ck_assert(broker_start(b, url, env));
+	ck_assert(itest_wait_status(b->port, "/health", 200, 15000));
+}
+
+static void remember(int i, const char *mid, const char *text)
+{
+	size_t add = strlen(mid) + strlen(text) + 3;
+	received[i] = realloc(received[i], received_len[i] + add + 1);
+	received_len[i] += (size_t)sprintf(received[i] + received_len[i], "%s %s\n", mid, text);
+}
+
+/* Reads whatever peer i has (acks, pushes) until timeout or the socket dies;
+ * pushes are decrypted, remembered and client-acked. */
+static int pump(struct mt_peer *p, int i, int timeout_ms)
+{
+	int frames = 0;
+	struct mc_frame f;
+	while (mt_next(p, &f, timeout_ms)) {
+		frames++;
+		if (f.type == MC_ACK && f.ack.queued && next_ack[i] < PER_SENDER) {
+			/* Acks come back in send order: one socket, one shard, FIFO commits. */
+			struct sent *s = &sent[i][next_ack[i]++];
+			snprintf(s->id, sizeof(s->id), "%s", f.ack.message_id);
+			s->acked = true;
+		} else if (f.type == MC_PUSH && !f.push.system) {
+			char text[64];
+			ck_assert(mt_open_dm(p, &f, text, sizeof(text)));
+			remember(i, f.push.message_id, text);
+			char *ca = mc_client_ack(f.push.client_message_id, f.push.message_id);
+			(void)mt_send_raw(p, ca);
+			free(ca);
+		}
+		mc_frame_free(&f);
+		timeout_ms = 0;
+	}
+	return frames;
+}
+
+static void connect_all(struct mt_peer *p, int port, struct mc_identity *ids)
+{
+	for (int i = 0; i < PEERS; i++) {
+		char mid[32], name[8];
+		snprintf(mid, sizeof(mid), "dur-m%d", i);
+		snprintf(name, sizeof(name), "p%d", i);
+		ck_assert(mt_connect(&p[i], port, "meshD", mid, &ids[i], name, NULL));
+	}
+}
+
+START_TEST(acked_messages_survive_sigkill)
+{
+	char url[512];
+	ck_assert(pgtest_create_db(&itest_pg, "durability", url, sizeof(url)));
+	struct broker b;
+	start(&b, url);
+	struct mc_identity ids[PEERS];
+	mt_seed_mesh(url, "meshD", "durable");
+	for (int i = 0; i < PEERS; i++) {
+		char mid[32];
+		snprintf(mid, sizeof(mid), "dur-m%d", i);
+		mt_seed_member(url, "meshD", mid, mid, &ids[i]);
+	}
+	struct mt_peer p[PEERS];
+	connect_all(p, b.port, ids);
+
+	/* Every peer pipelines its DMs to the others, then acks are collected
+	 * until enough are in, and the broker is killed mid-stream. */
+	for (int k = 0; k < PER_SENDER; k++) {
+		for (int i = 0; i < PEERS; i++) {
+			struct sent *s = &sent[i][k];
+			s->to = (i + 1 + k % (PEERS - 1)) % PEERS;
+			snprintf(s->text, sizeof(s->text), "m-%d-%d", i, k);
+			char *nonce, *ct;
+			ck_assert(mc_encrypt_dm(&p[i].id, p[s->to].id.pk_hex, s->text, strlen(s->text),
+						&nonce, &ct));
+			char id[16];
+			snprintf(id, sizeof(id), "%d-%d", i, k);
+			struct mc_send_opts o = { .id = id, .target_spec = p[s->to].id.pk_hex,
+						  .priority = "now", .nonce = nonce, .ciphertext = ct,
+						  .client_message_id = s->text };
+			char *frame = mc_send(&o);
+			ck_assert(mt_send_raw(&p[i], frame));
+			free(frame);
+			free(nonce);
+			free(ct);
+		}
+	}
+	int acked = 0;
+	long long deadline = httpc_now_ms() + 20000;
+	while (acked < KILL_AFTER_ACKS && httpc_now_ms() < deadline) {
+		acked = 0;
+		for (int i = 0; i < PEERS; i++) {
+			pump(&p[i], i, 10);
+			acked += next_ack[i];
+		}
+	}
+	ck_assert_int_ge(acked, KILL_AFTER_ACKS);
+	ck_assert_int_eq(broker_stop(&b, SIGKILL, 5000), 128 + SIGKILL);
+	size_t before_kill = 0;
+	for (int i = 0; i < PEERS; i++)
+		for (char *l = received[i]; l && (l = strchr(l, '\n')); l++)
+			before_kill++;
+	/* Whatever the broker wrote before dying is still in our sockets. */
+	for (int i = 0; i < PEERS; i++) {
+		pump(&p[i], i, 200);
+		mt_close(&p[i]);
+	}
+	broker_cleanup(&b);
+
+	start(&b, url);
+	connect_all(p, b.port, ids);
+	/* Wait until every acked message has arrived at its recipient. */
+	deadline = httpc_now_ms() + 30000;
+	int missing;
+	do {
+		for (int i = 0; i < PEERS; i++)
+			pump(&p[i], i, 50);
+		missing = 0;
+		for (int i = 0; i < PEERS; i++)
+			for (int k = 0; k < PER_SENDER; k++) {
+				struct sent *s = &sent[i][k];
+				char line[96];
+				snprintf(line, sizeof(line), "%s %s\n", s->id, s->text);
+				if (s->acked && !(received[s->to] && strstr(received[s->to], line)))
+					missing++;
+			}
+	} while (missing > 0 && httpc_now_ms() < deadline);
+	ck_assert_msg(missing == 0, "%d acked messages never delivered", missing);
+	int total_acked = 0;
+	for (int i = 0; i < PEERS; i++)
+		total_acked += next_ack[i];
+	/* The run is only a test if the kill cut through traffic. */
+	fprintf(stderr, "durability: %d of %d sends acked, %zu pushes seen before the kill\n",
+		total_acked, PEERS * PER_SENDER, before_kill);
+	ck_assert_int_lt(before_kill, (size_t)total_acked);
+
+	/* Nothing arrived that was not sent, or at the wrong peer. */
+	for (int i = 0; i < PEERS; i++) {
+		for (char *line = received[i]; line && *line;) {
+			char *nl = strchr(line, '\n');
+			char *sp = strchr(line, ' ');
+			ck_assert(sp && nl);
+			int from, k;
+			ck_assert_int_eq(sscanf(sp + 1, "m-%d-%d", &from, &k), 2);
+			ck_assert_int_eq(sent[from][k].to, i);
+			line = nl + 1;
+		}
+	}
+	for (int i = 0; i < PEERS; i++) {
+		mt_close(&p[i]);
+		free(received[i]);
+	}
+	itest_broker_stop(&b);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("durability");
+	TCase *tc = tcase_create("durability");
+	tcase_add_unchecked_fixture(tc, itest_cluster_setup, itest_cluster_teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, acked_messages_survive_sigkill);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

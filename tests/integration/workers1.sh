@@ -1,0 +1,11 @@
+#!/bin/sh
+# Runs a mesh integration program with a single worker (make check runs the
+# programs themselves with BROKER_WORKERS=4, so every mesh lands on some
+# shard other than the one that read its hello).
+#   tests/integration/workers1.sh  -> runs check_mesh and check_durability
+set -e
+dir=$(dirname "$0")
+MESHD_TEST_WORKERS=1
+export MESHD_TEST_WORKERS
+"$dir/check_mesh"
+"$dir/check_durability"
