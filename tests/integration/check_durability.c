@@ -158,7 +158,7 @@ START_TEST(acked_messages_survive_sigkill)
 			for (int k = 0; k < PER_SENDER; k++) {
 				struct sent *s = &sent[i][k];
 				char line[96];
-				snprintf(line, sizeof(line), "%s %s\n", s->id, s->text);
+				snprintf(line, sizeof(line), "%.39s %.31s\n", s->id, s->text);
 				if (s->acked && !(received[s->to] && strstr(received[s->to], line)))
 					missing++;
 			}
