@@ -59,6 +59,7 @@ struct db {
 	struct event *sock_ev;
 	struct event *timer;      /* ping / reconnect */
 	struct event *depth_timer;
+	struct event *orphan_timer;
 	struct event *stop_timer;
 
 	PGconn *pg;
@@ -82,6 +83,7 @@ struct db {
 static void sock_cb(evutil_socket_t fd, short what, void *arg);
 static void send_batch(struct db *db);
 static void submit_internal(struct db *db, const char *sql, db_done_fn done);
+static void accept_job(struct db *db, struct db_job *j);
 
 /* ---- jobs -------------------------------------------------------------- */
 
@@ -353,6 +355,20 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* §6.7: undelivered rows older than 7 days are dropped, hourly. */
+#define ORPHAN_SWEEP_MS (3600 * 1000)
+
+static void orphan_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct db *db = arg;
+	if (db->state == DB_READY)
+		accept_job(db, db_job_new("DELETE FROM mesh.message_queue WHERE delivered_at IS NULL"
+					  " AND created_at < now() - interval '7 days'",
+					  DB_JOB_WRITE | DB_JOB_FAIL_FAST, NULL, NULL, db));
+	send_batch(db);
+	arm(db->orphan_timer, ORPHAN_SWEEP_MS);
+}
+
 static void depth_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct db *db = arg;
@@ -563,6 +579,7 @@ static void inbox_cb(evutil_socket_t fd, short what, void *arg)
 		} else if (m->type == MSG_STOP) {
 			db->stopping = true;
 			evtimer_del(db->depth_timer);
+			evtimer_del(db->orphan_timer);
 			arm(db->stop_timer, ((struct msg_stop *)m)->timeout_ms);
 			xfree(m);
 		} else {
@@ -582,6 +599,7 @@ static void *db_main(void *arg)
 	pthread_barrier_wait(&db->srv->start_barrier);
 	connect_start(db);
 	arm(db->depth_timer, (int64_t)db->srv->cfg->queue_depth_interval_seconds * 1000);
+	arm(db->orphan_timer, ORPHAN_SWEEP_MS);
 	event_base_dispatch(db->base);
 	return NULL;
 }
@@ -601,6 +619,7 @@ struct db *db_new(struct server *srv, const char *database_url)
 	db->timer = evtimer_new(db->base, timer_cb, db);
 	db->depth_timer = evtimer_new(db->base, depth_timer_cb, db);
 	db->stop_timer = evtimer_new(db->base, stop_timer_cb, db);
+	db->orphan_timer = evtimer_new(db->base, orphan_timer_cb, db);
 	event_add(db->inbox_ev, NULL);
 	metrics_gauge_set(METRIC_DB_HEALTHY, 0);
 	return db;
@@ -647,6 +666,7 @@ void db_free(struct db *db)
 	event_free(db->timer);
 	event_free(db->depth_timer);
 	event_free(db->stop_timer);
+	event_free(db->orphan_timer);
 	if (db->pg)
 		PQfinish(db->pg);
 	event_base_free(db->base);

@@ -14,6 +14,7 @@
 #include "meshd/db.h"
 #include "meshd/id.h"
 #include "meshd/log.h"
+#include "meshd/metrics.h"
 #include "meshd/presence.h"
 #include "meshd/proto.h"
 #include "meshd/route.h"
@@ -110,6 +111,7 @@ static void store_disconnected(struct presence *p)
 
 void presence_store_restore(struct presence *p)
 {
+	p->stale_marked = false;
 	db_submit(db_of(p), row_write(p, "UPDATE mesh.presence SET disconnected_at = NULL,"
 					 " last_ping_at = now() WHERE id = $1"));
 }
@@ -373,6 +375,35 @@ void presence_leave_group(struct conn *c, const json_t *msg)
 		return;
 	drop_group(p->groups, name);
 	store_groups(p);
+}
+
+/* ---- sweeps ------------------------------------------------------------------ */
+
+void presence_sweep_shard(struct shard *s)
+{
+	const struct config *cfg = s->w->srv->cfg;
+	int64_t now = clock_wall_ms(), mono = clock_mono_ms();
+	int64_t ttl = (int64_t)cfg->status_ttl_seconds * 1000;
+	unsigned flipped = 0;
+	const char *k;
+	void *v;
+	for (size_t i = 0; map_next(&s->meshes, &i, &k, &v);) {
+		struct mesh *m = v;
+		for (struct presence *p = m->head, *next; p; p = next) {
+			next = p->next;
+			if (p->status == STATUS_WORKING && p->status_updated_ms < now - ttl) {
+				flipped++;
+				if (presence_write_status(p, STATUS_IDLE, SOURCE_JSONL))
+					route_drain(p);
+			}
+			if (!p->online && !p->stale_marked && p->stored &&
+			    mono - p->last_pong_mono_ms > STALE_AFTER_MS) {
+				p->stale_marked = true;
+				store_disconnected(p);
+			}
+		}
+	}
+	metrics_inc_ttl_sweep(flipped);
 }
 
 /* ---- shutdown -------------------------------------------------------------- */

@@ -7,6 +7,7 @@
 #include <event2/event.h>
 
 #include "meshd/alloc.h"
+#include "meshd/config.h"
 #include "meshd/conn.h"
 #include "meshd/db.h"
 #include "meshd/handshake.h"
@@ -171,6 +172,21 @@ static void inbox_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+static void arm_sweep(struct worker *w)
+{
+	struct timeval tv = { .tv_sec = w->srv->cfg->ttl_sweep_interval_seconds, .tv_usec = 0 };
+	evtimer_add(w->sweep_timer, &tv);
+}
+
+static void sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	if (w->draining)
+		return;
+	presence_sweep_shard(&w->shard);
+	arm_sweep(w);
+}
+
 static void drain_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
@@ -216,8 +232,10 @@ bool worker_init(struct worker *w, struct server *srv, int id)
 		return false;
 	w->inbox_ev = event_new(w->base, inbox_fd(&w->inbox), EV_READ | EV_PERSIST, inbox_cb, w);
 	w->drain_deadline = evtimer_new(w->base, drain_deadline_cb, w);
+	w->sweep_timer = evtimer_new(w->base, sweep_cb, w);
+	arm_sweep(w);
 	shard_init(&w->shard, w);
-	return w->inbox_ev && w->drain_deadline && event_add(w->inbox_ev, NULL) == 0;
+	return w->inbox_ev && w->drain_deadline && w->sweep_timer && event_add(w->inbox_ev, NULL) == 0;
 }
 
 bool worker_start(struct worker *w)
@@ -250,6 +268,8 @@ void worker_destroy(struct worker *w)
 		event_free(w->inbox_ev);
 	if (w->drain_deadline)
 		event_free(w->drain_deadline);
+	if (w->sweep_timer)
+		event_free(w->sweep_timer);
 	if (w->base)
 		event_base_free(w->base);
 	inbox_destroy(&w->inbox);

@@ -56,6 +56,13 @@ void presence_leave_group(struct conn *c, const json_t *msg);
  * status admits priorities the old one held back (the caller drains). */
 bool presence_write_status(struct presence *p, int status, int source);
 
+/* Every TTL_SWEEP_INTERVAL_SECONDS, this shard only (D10):
+ *  - TTL: `working` older than STATUS_TTL_SECONDS becomes idle/jsonl (§7.1),
+ *    counted in broker_ttl_sweeps_total{flipped}; the peer is drained (D4);
+ *  - stale: a presence in grace whose last pong is older than 90 s gets its
+ *    row marked disconnected, once (the reference's stale sweeper). */
+void presence_sweep_shard(struct shard *s);
+
 /* Shutdown: every presence of the shard is marked disconnected (D10: only ours). */
 void presence_shutdown_shard(struct shard *s);
 

@@ -79,6 +79,7 @@ struct presence {
 	struct event *redeliver_timer;   /* re-drain once a claim lease runs out */
 
 	bool stored;                  /* its row is committed */
+	bool stale_marked;            /* its row was marked disconnected while in grace */
 	bool drain_inflight;
 	bool drain_again;
 	bool drained_once;

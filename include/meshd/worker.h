@@ -63,6 +63,7 @@ struct worker {
 	bool stop;
 	bool draining; /* MSG_SHUTDOWN received: stop once nconns == 0 */
 	struct event *drain_deadline;
+	struct event *sweep_timer;   /* TTL and stale sweeps of this shard */
 };
 
 /* Main thread, before start. */

@@ -527,6 +527,51 @@ START_TEST(presence_requests_and_audit_chain)
 }
 END_TEST
 
+static const char *peer_status(struct mt_peer *p, const char *pubkey)
+{
+	static char status[16];
+	char *lp = mc_list_peers("st");
+	ck_assert(mt_send_raw(p, lp));
+	free(lp);
+	struct mc_frame f;
+	ck_assert(mt_wait(p, MC_PEERS_LIST, &f, 5000));
+	status[0] = '\0';
+	size_t i;
+	json_t *e;
+	json_array_foreach(f.peers_list.peers, i, e)
+		if (strcmp(json_string_value(json_object_get(e, "pubkey")), pubkey) == 0)
+			snprintf(status, sizeof(status), "%s", json_string_value(json_object_get(e, "status")));
+	mc_frame_free(&f);
+	return status;
+}
+
+/* §7.1: working without an update for STATUS_TTL_SECONDS falls back to idle. */
+START_TEST(ttl_sweep_flips_working_to_idle)
+{
+	teardown();
+	const char *more[] = { "STATUS_TTL_SECONDS=1", "TTL_SWEEP_INTERVAL_SECONDS=1", NULL };
+	start(more);
+	struct mc_identity ids[2];
+	seed("meshT", 2, ids);
+	struct mt_peer a, b;
+	join(&a, "meshT", 0, ids, NULL);
+	join(&b, "meshT", 1, ids, NULL);
+	set_status(&b, "working");
+	ck_assert_str_eq(peer_status(&b, b.id.pk_hex), "working");
+	long long deadline = httpc_now_ms() + 10000;
+	while (strcmp(peer_status(&a, b.id.pk_hex), "idle") != 0 && httpc_now_ms() < deadline)
+		usleep(200 * 1000);
+	ck_assert_str_eq(peer_status(&a, b.id.pk_hex), "idle");
+	ck_assert_int_ge(itest_metric(B.port, "broker_ttl_sweeps_total{flipped=\"1\"}"), 1);
+	char st[32];
+	ck_assert(pgtest_scalar(itest_db_url(), "SELECT status || '/' || status_source FROM mesh.presence"
+				" WHERE member_id = 'meshT-m1'", st, sizeof(st)));
+	ck_assert_str_eq(st, "idle/jsonl");
+	mt_close(&a);
+	mt_close(&b);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("mesh");
@@ -542,6 +587,7 @@ int main(void)
 	tcase_add_test(tc, redelivery_after_lease_and_client_ack);
 	tcase_add_test(tc, send_rejections);
 	tcase_add_test(tc, presence_requests_and_audit_chain);
+	tcase_add_test(tc, ttl_sweep_flips_working_to_idle);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
