@@ -3,9 +3,9 @@
 # programs themselves with BROKER_WORKERS=4, so every mesh lands on some
 # shard other than the one that read its hello).
 #   tests/integration/workers1.sh  -> runs check_mesh and check_durability
+# make check runs this from the build directory, where the programs are.
 set -e
-dir=$(dirname "$0")
 MESHD_TEST_WORKERS=1
 export MESHD_TEST_WORKERS
-"$dir/check_mesh"
-"$dir/check_durability"
+./tests/integration/check_mesh
+./tests/integration/check_durability
