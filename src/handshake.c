@@ -331,13 +331,15 @@ static void admit(struct conn *c, struct member *mb)
 		shard_mesh_maybe_free(worker_shard(c->w), m);
 		return;
 	}
-	/* §7.9 session-id dedup, scoped to the same member (Q8). */
-	for (struct presence *p = m->head, *next; p; p = next) {
-		next = p->next;
-		if (p->member == mb && strcmp(p->session_id, h->session_id) == 0)
-			presence_replace(p);
-	}
+	/* The new presence first: it keeps the mesh and the member alive while
+	 * the §7.9 session-id dedup (scoped to the same member, Q8) removes
+	 * what it replaces, possibly the member's last other presence. */
 	struct presence *p = create(c, m, mb);
+	for (struct presence *q = m->head, *next; q; q = next) {
+		next = q->next;
+		if (q != p && q->member == mb && strcmp(q->session_id, h->session_id) == 0)
+			presence_replace(q);
+	}
 	submit_created(c, p);
 }
 
