@@ -46,8 +46,9 @@ static const char drain_sql[] =
 	" WHERE q.mesh_id = $1 AND q.delivered_at IS NULL"
 	" AND (q.claimed_at IS NULL OR q.claim_expires_at IS NULL OR q.claim_expires_at < now())"
 	" AND q.priority::text = ANY (string_to_array($2, ','))"
-	" AND (q.target_spec = $3 OR q.target_spec = $4 OR q.target_spec IN"
-	" (SELECT '#' || tm.topic_id FROM mesh.topic_member tm WHERE tm.member_id = $5))"
+	/* One array, so the target is an index condition (meshd_message_queue_pending_idx). */
+	" AND q.target_spec = ANY (ARRAY[$3, $4]::text[] ||"
+	" ARRAY(SELECT '#' || tm.topic_id FROM mesh.topic_member tm WHERE tm.member_id = $5))"
 	" ORDER BY q.created_at, q.id FOR UPDATE SKIP LOCKED),"
 	" upd AS (UPDATE mesh.message_queue mq SET claimed_at = now(), claim_id = $6,"
 	" claim_expires_at = now() + make_interval(secs => $7::int)"
@@ -61,9 +62,13 @@ static const char drain_sql[] =
 	" FROM upd JOIN mesh.member m ON m.id = upd.sender_member_id"
 	" ORDER BY upd.created_at, upd.id";
 
+/* id = $2 OR client_message_id = $3, written as a union so each side
+ * uses its index (the primary key; meshd_message_queue_client_message_idx). */
 static const char ack_sql[] =
 	"UPDATE mesh.message_queue SET delivered_at = now()"
-	" WHERE mesh_id = $1 AND delivered_at IS NULL AND (id = $2 OR client_message_id = $3)"
+	" WHERE id IN (SELECT id FROM mesh.message_queue WHERE id = $2"
+	" UNION SELECT id FROM mesh.message_queue WHERE mesh_id = $1 AND client_message_id = $3)"
+	" AND mesh_id = $1 AND delivered_at IS NULL"
 	" AND (target_spec = $4 OR target_spec = $5 OR target_spec = '*'"
 	" OR target_spec LIKE '@%' OR target_spec LIKE '#%')";
 

@@ -146,14 +146,17 @@ START_TEST(test_first_run_creates_schema)
 		      "visibility=private|public");
 
 	/* Every index, including the ones behind primary keys and unique
-	 * constraints: presence, message_queue and pending_status have none
-	 * besides their primary key. */
+	 * constraints: the reference gives presence, message_queue and
+	 * pending_status none besides their primary key; meshd adds its own
+	 * (meshd_*, migration 0003). */
 	assert_scalar(url,
 		      "SELECT string_agg(indexname, ',' ORDER BY indexname COLLATE \"C\")"
 		      "  FROM pg_indexes WHERE schemaname = 'mesh'",
 		      "__meshd_migrations_pkey,audit_log_created_at_idx,audit_log_mesh_id_idx,"
 		      "audit_log_pkey,invite_code_unique_idx,invite_pkey,invite_token_unique,"
 		      "member_dashboard_user_idx,member_peer_grants_gin_idx,member_pkey,mesh_pkey,"
+		      "meshd_audit_log_mesh_id_id_idx,meshd_message_queue_client_message_idx,"
+		      "meshd_message_queue_pending_idx,"
 		      "message_queue_pkey,peer_state_mesh_member_idx,peer_state_pkey,"
 		      "pending_invite_email_idx,pending_invite_mesh_idx,pending_invite_pkey,"
 		      "pending_status_pkey,presence_pkey,topic_member_by_member,topic_member_unique,"
