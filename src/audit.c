@@ -14,7 +14,6 @@
 
 #include "meshd/alloc.h"
 #include "meshd/audit.h"
-#include "meshd/db.h"
 #include "meshd/log.h"
 
 /* Integers up to this magnitude print as themselves; beyond it JavaScript
@@ -507,25 +506,25 @@ bool audit_verify_chain(PGconn *pg, const char *mesh_id, long long *entries,
 	return valid;
 }
 
-void audit_submit(struct db *db, const char *mesh_id, const char *event_type,
-		  const char *actor_member_id, const char *actor_display_name,
-		  const json_t *payload, int64_t created_ms)
+json_t *audit_entry(const char *mesh_id, const char *event_type, const char *actor_member_id,
+		    const char *actor_display_name, const json_t *payload, int64_t created_ms)
 {
 	char *canonical = audit_canonical_json(payload);
 	if (!canonical) {
 		log_warn("audit_payload_invalid", "mesh=%s event=%s", mesh_id, event_type);
-		return;
+		return NULL;
 	}
 	char iso[32];
 	log_iso8601(iso, created_ms);
-	struct db_job *ins = db_job_new(AUDIT_SQL_APPEND, DB_JOB_WRITE, NULL, NULL, NULL);
-	db_job_paramf(ins, "%lld", (long long)audit_lock_key(mesh_id));
-	db_job_param(ins, mesh_id);
-	db_job_param(ins, event_type);
-	db_job_param(ins, actor_member_id);
-	db_job_param(ins, actor_display_name);
-	db_job_param(ins, canonical);
-	db_job_param(ins, iso);
+	json_t *e = json_object();
+	json_object_set_new(e, "lock", json_integer(audit_lock_key(mesh_id)));
+	json_object_set_new(e, "mesh", json_string(mesh_id));
+	json_object_set_new(e, "event", json_string(event_type));
+	json_object_set_new(e, "actor", actor_member_id ? json_string(actor_member_id) : json_null());
+	json_object_set_new(e, "name",
+			    actor_display_name ? json_string(actor_display_name) : json_null());
+	json_object_set_new(e, "payload", json_string(canonical));
+	json_object_set_new(e, "created", json_string(iso));
 	xfree(canonical);
-	db_submit(db, ins);
+	return e;
 }

@@ -122,6 +122,8 @@ void db_job_free(struct db_job *job)
 	if (!job)
 		return;
 	xfree(job->mesh_id);
+	if (job->free_arg)
+		job->free_arg(job->arg);
 	for (int i = 0; i < job->nparams; i++)
 		xfree(job->params[i]);
 	PQclear(job->res);

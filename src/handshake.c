@@ -234,8 +234,8 @@ static void submit_created(struct conn *c, struct presence *p)
 		json_object_set_new(payload, "role", json_string("control-plane"));
 	}
 	db_submit(db, j);
-	audit_submit(db, p->mesh->id, "peer_joined", p->member->id, p->display_name, payload,
-		     p->connected_ms);
+	worker_audit(c->w, audit_entry(p->mesh->id, "peer_joined", p->member->id, p->display_name,
+				       payload, p->connected_ms));
 	json_decref(payload);
 }
 

@@ -55,6 +55,7 @@ void presence_attach(struct presence *p, struct conn *c)
 	p->online = true;
 	p->last_pong_mono_ms = clock_mono_ms();
 	p->drained_once = false; /* the first drain on this socket re-drains after the lease */
+	p->backlog = true;       /* until that drain has claimed what waits for it */
 	if (p->grace_timer)
 		evtimer_del(p->grace_timer);
 }
@@ -146,8 +147,8 @@ void presence_remove(struct presence *p, bool announce)
 		presence_broadcast_system(p, "peer_left", data, other_member);
 		json_decref(data);
 		json_t *payload = json_object();
-		audit_submit(db_of(p), m->id, "peer_left", p->member->id, p->display_name, payload,
-			     clock_wall_ms());
+		worker_audit(m->w, audit_entry(m->id, "peer_left", p->member->id, p->display_name,
+					       payload, clock_wall_ms()));
 		json_decref(payload);
 	}
 	if (p->stored)

@@ -28,15 +28,25 @@
 
 #define ISO_SQL(col) "to_char(" col ", 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
-static const char insert_sql[] =
+/* One iteration's sends of a worker, as one statement.  A direct row whose
+ * recipient can take it now is inserted already claimed for that presence
+ * (the claim a drain would have made), and pushed from the completion:
+ * one statement per message instead of an insert plus a drain. */
+static const char insert_many_sql[] =
 	"INSERT INTO mesh.message_queue (id, mesh_id, sender_member_id, sender_session_pubkey,"
 	" target_spec, priority, nonce, ciphertext, client_message_id, request_fingerprint,"
-	" delivered_at)"
-	" VALUES ($1, $2, $3, $4, $5, $6::mesh.message_priority, $7, $8, $9, $10,"
-	" CASE WHEN $11::boolean THEN now() END)"
-	/* A batch resent after a lost connection may hold an insert that did
-	 * commit: the id is ours, so a second insert is a no-op. */
-	" ON CONFLICT (id) DO NOTHING";
+	" delivered_at, claimed_at, claim_id, claim_expires_at)"
+	" SELECT r.id, r.mesh, r.sender, r.spk, r.target, r.prio::mesh.message_priority, r.nonce,"
+	" r.ct, r.cmid, r.fp, CASE WHEN r.delivered THEN now() END,"
+	" CASE WHEN r.claim IS NOT NULL THEN now() END, r.claim,"
+	" CASE WHEN r.claim IS NOT NULL THEN now() + make_interval(secs => $2::int) END"
+	" FROM jsonb_to_recordset($1::jsonb) AS r(id text, mesh text, sender text, spk text,"
+	" target text, prio text, nonce text, ct text, cmid text, fp text, delivered boolean,"
+	" claim text)"
+	/* A batch resent after a lost connection may hold rows that did
+	 * commit: the ids are ours, so a second insert is a no-op. */
+	" ON CONFLICT (id) DO NOTHING"
+	" RETURNING " "to_char(created_at, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')";
 
 /* Claims, in order, what p may receive now (§6.6 step 2–3).  Multicast rows
  * are never selected: they are inserted delivered (Q14). */
@@ -62,15 +72,20 @@ static const char drain_sql[] =
 	" FROM upd JOIN mesh.member m ON m.id = upd.sender_member_id"
 	" ORDER BY upd.created_at, upd.id";
 
-/* id = $2 OR client_message_id = $3, written as a union so each side
- * uses its index (the primary key; meshd_message_queue_client_message_idx). */
-static const char ack_sql[] =
-	"UPDATE mesh.message_queue SET delivered_at = now()"
-	" WHERE id IN (SELECT id FROM mesh.message_queue WHERE id = $2"
-	" UNION SELECT id FROM mesh.message_queue WHERE mesh_id = $1 AND client_message_id = $3)"
-	" AND mesh_id = $1 AND delivered_at IS NULL"
-	" AND (target_spec = $4 OR target_spec = $5 OR target_spec = '*'"
-	" OR target_spec LIKE '@%' OR target_spec LIKE '#%')";
+/* One iteration's client_acks of a worker.  Each ack matches by id or by
+ * client_message_id (a union, so each side is an index condition), within
+ * the acker's mesh and targets (§6.7). */
+static const char ack_many_sql[] =
+	"WITH a AS (SELECT * FROM jsonb_to_recordset($1::jsonb)"
+	" AS a(mesh text, bid text, cid text, mpk text, spk text)),"
+	" t AS (SELECT q.id, q.target_spec, a.mpk, a.spk FROM a JOIN mesh.message_queue q"
+	" ON q.id = a.bid AND q.mesh_id = a.mesh"
+	" UNION SELECT q.id, q.target_spec, a.mpk, a.spk FROM a JOIN mesh.message_queue q"
+	" ON q.mesh_id = a.mesh AND q.client_message_id = a.cid)"
+	" UPDATE mesh.message_queue q SET delivered_at = now() FROM t"
+	" WHERE q.id = t.id AND q.delivered_at IS NULL"
+	" AND (t.target_spec = t.mpk OR t.target_spec = t.spk OR t.target_spec = '*'"
+	" OR t.target_spec LIKE '@%' OR t.target_spec LIKE '#%')";
 
 static const char status_exact_sql[] =
 	"SELECT id, target_spec, delivered_at IS NOT NULL, " ISO_SQL("delivered_at")
@@ -143,12 +158,72 @@ static bool grant_allows(const struct member *to, const struct presence *from, c
 
 /* ---- send (§6.1) ------------------------------------------------------------ */
 
-struct send_ctx {
-	char *req_id;          /* send.id, "" when absent */
-	char *reply_to_id;     /* echoed on multicast pushes */
+/* A send waiting for this iteration's insert. */
+struct send_row {
+	char id[ID_LEN + 1];
+	char sender[ID_LEN + 1];       /* presence id */
+	char claim[ID_LEN + 1];        /* fast path: the presence it is claimed for, or "" */
+	char *mesh_id;
+	uint32_t slot, gen;            /* the sender's connection */
+	char *req_id;                  /* send.id, "" when absent */
+	char *reply_to_id;             /* echoed on multicast pushes */
+	char *client_message_id, *request_fingerprint;
+	char *target, *priority, *nonce, *ciphertext;
 	bool priority_given;
 	enum target_class cls;
 };
+
+struct route_batch {
+	struct send_row *rows;
+	size_t n, cap;
+	json_t *acks;
+};
+
+struct route_batch *route_batch_new(void)
+{
+	struct route_batch *b = xcalloc(1, sizeof(*b));
+	b->acks = json_array();
+	return b;
+}
+
+static void row_free(struct send_row *r)
+{
+	xfree(r->mesh_id);
+	xfree(r->req_id);
+	xfree(r->reply_to_id);
+	xfree(r->client_message_id);
+	xfree(r->request_fingerprint);
+	xfree(r->target);
+	xfree(r->priority);
+	xfree(r->nonce);
+	xfree(r->ciphertext);
+}
+
+/* A flushed batch of rows, owned by its insert job. */
+struct sent {
+	struct send_row *rows;
+	size_t n;
+};
+
+static void sent_free(void *arg)
+{
+	struct sent *s = arg;
+	for (size_t i = 0; i < s->n; i++)
+		row_free(&s->rows[i]);
+	xfree(s->rows);
+	xfree(s);
+}
+
+void route_batch_free(struct route_batch *b)
+{
+	if (!b)
+		return;
+	for (size_t i = 0; i < b->n; i++)
+		row_free(&b->rows[i]);
+	xfree(b->rows);
+	json_decref(b->acks);
+	xfree(b);
+}
 
 /* JavaScript string length: UTF-16 code units of the UTF-8 text. */
 static size_t js_length(const char *s)
@@ -186,6 +261,15 @@ static int priority_label(const char *p)
 	return ROUTE_NEXT;
 }
 
+static unsigned priority_bit(const char *p)
+{
+	if (strcmp(p, "now") == 0)
+		return PRIO_NOW;
+	if (strcmp(p, "low") == 0)
+		return PRIO_LOW;
+	return PRIO_NEXT;
+}
+
 /* The direct pre-flight: is anyone else there, and does one of them let us DM? */
 static const char *preflight(struct conn *c, const char *target)
 {
@@ -211,12 +295,50 @@ static const char *preflight(struct conn *c, const char *target)
 	return NULL;
 }
 
-static void send_done(struct db_job *j);
-
 static const char *opt_string(const json_t *msg, const char *key)
 {
 	const char *v = json_string_value(json_object_get(msg, key));
 	return v && *v ? v : NULL;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+static enum peer_status effective_status(struct presence *p, const struct config *cfg);
+
+/* The presence a direct row can be claimed for right now, or NULL: one whose
+ * socket is open, that has nothing queued before it (no backlog, no drain in
+ * flight), lets the sender DM it, and whose status admits the priority.
+ * Anything else takes the drain path, which keeps the order. */
+static struct presence *fast_recipient(struct presence *from, const char *target,
+				       const char *priority, const struct config *cfg)
+{
+	const struct plist *l = mesh_find(from->mesh, target);
+	for (size_t i = 0; i < l->n; i++) {
+		struct presence *q = l->v[i];
+		if (q == from || q->backlog || q->drain_inflight || !q->conn || !q->conn->hello_done)
+			continue;
+		if (!grant_allows(q->member, from, "dm", false))
+			continue;
+		if (status_deliverable(effective_status(q, cfg)) & priority_bit(priority))
+			return q;
+	}
+	return NULL;
+}
+
+/* Everything a slow-path row may be drained by is marked: later rows to the
+ * same peers must not overtake it through the fast path. */
+static void mark_backlog(struct presence *from, const char *target)
+{
+	const struct plist *l = mesh_find(from->mesh, target);
+	for (size_t i = 0; i < l->n; i++) {
+		const struct plist *mine = mesh_find(from->mesh, l->v[i]->member->pubkey);
+		for (size_t k = 0; k < mine->n; k++)
+			mine->v[k]->backlog = true;
+		l->v[i]->backlog = true;
+	}
 }
 
 void route_send(struct conn *c, const json_t *msg)
@@ -273,44 +395,48 @@ void route_send(struct conn *c, const json_t *msg)
 			return;
 		}
 	}
-	/* 4. Queue: the ack waits for the commit. */
-	char mid[ID_LEN + 1];
-	id_new(mid);
-	const char *stored_priority = priority ? priority : "next";
-	bool multicast = cls == TARGET_BROADCAST || cls == TARGET_GROUP;
-	struct send_ctx *ctx = xcalloc(1, sizeof(*ctx));
-	ctx->req_id = xstrdup(id);
-	const char *reply_to = json_string_value(json_object_get(msg, "replyToId"));
-	ctx->reply_to_id = reply_to ? xstrdup(reply_to) : NULL;
-	ctx->priority_given = priority != NULL;
-	ctx->cls = cls;
-
-	struct db_job *j = db_job_new(insert_sql, DB_JOB_WRITE, c->w, send_done, ctx);
-	db_job_param(j, mid);
-	db_job_param(j, me->mesh->id);
-	db_job_param(j, me->member->id);
-	db_job_param(j, me->session_pubkey);
-	db_job_param(j, target);
-	db_job_param(j, stored_priority);
-	db_job_param(j, nonce);
-	db_job_param(j, ciphertext);
-	db_job_param(j, opt_string(msg, "client_message_id"));
-	db_job_param(j, opt_string(msg, "request_fingerprint"));
-	db_job_param(j, multicast ? "true" : "false");
-	j->conn_slot = c->slot;
-	j->conn_gen = c->gen;
-	j->mesh_id = xstrdup(me->mesh->id);
-	memcpy(j->presence_id, me->id, sizeof(me->id));
-	struct db *db = c->w->srv->db;
-	db_submit(db, j);
+	/* 4. Queue, with this iteration's other sends: the ack waits for the commit. */
+	struct route_batch *b = c->w->route_batch;
+	if (b->n == b->cap) {
+		b->cap = b->cap ? b->cap * 2 : 64;
+		b->rows = xrealloc(b->rows, b->cap * sizeof(*b->rows));
+	}
+	struct send_row *r = &b->rows[b->n++];
+	memset(r, 0, sizeof(*r));
+	id_new(r->id);
+	memcpy(r->sender, me->id, sizeof(me->id));
+	r->mesh_id = xstrdup(me->mesh->id);
+	r->slot = c->slot;
+	r->gen = c->gen;
+	r->req_id = xstrdup(id);
+	r->reply_to_id = dup_or_null(json_string_value(json_object_get(msg, "replyToId")));
+	r->client_message_id = dup_or_null(opt_string(msg, "client_message_id"));
+	r->request_fingerprint = dup_or_null(opt_string(msg, "request_fingerprint"));
+	r->target = xstrdup(target);
+	r->priority = xstrdup(priority ? priority : "next");
+	r->nonce = xstrdup(nonce);
+	r->ciphertext = xstrdup(ciphertext);
+	r->priority_given = priority != NULL;
+	r->cls = cls;
+	if (cls == TARGET_DIRECT) {
+		struct presence *q = fast_recipient(me, target, r->priority, cfg);
+		if (q)
+			memcpy(r->claim, q->id, sizeof(q->id));
+		else
+			mark_backlog(me, target);
+	}
 
 	json_t *payload = json_object();
 	json_object_set_new(payload, "targetSpec", json_string(target));
-	json_object_set_new(payload, "priority", json_string(stored_priority));
-	audit_submit(db, me->mesh->id, "message_sent", me->member->id, me->display_name, payload,
-		     clock_wall_ms());
+	json_object_set_new(payload, "priority", json_string(r->priority));
+	worker_audit(c->w, audit_entry(me->mesh->id, "message_sent", me->member->id,
+				       me->display_name, payload, clock_wall_ms()));
 	json_decref(payload);
 }
+
+static void push_claimed(struct presence *p, const struct send_row *r, const char *sender_pubkey,
+			 const char *created_at);
+static void arm_redelivery(struct presence *p);
 
 /* `@name` reaches a peer in group `name` or in any group below it
  * (`name/…`): the hierarchy the reference's drains mean (§6.3), applied to
@@ -328,31 +454,30 @@ static bool in_group(const struct presence *p, const char *name)
 }
 
 /* §6.5.2: pushed at once, whatever the recipients' status; one serialisation. */
-static void fan_out_multicast(struct presence *from, struct db_job *j, const struct send_ctx *ctx)
+static void fan_out_multicast(struct presence *from, const struct send_row *r)
 {
-	const char *target = j->params[4], *priority = j->params[5];
 	char iso[32];
 	log_iso8601(iso, clock_wall_ms());
 	json_t *o = json_object();
 	json_object_set_new(o, "type", json_string("push"));
-	json_object_set_new(o, "messageId", json_string(j->params[0]));
+	json_object_set_new(o, "messageId", json_string(r->id));
 	json_object_set_new(o, "meshId", json_string(from->mesh->id));
 	json_object_set_new(o, "senderPubkey", json_string(presence_pubkey(from)));
 	json_object_set_new(o, "senderMemberPubkey", json_string(from->member->pubkey));
 	json_object_set_new(o, "senderMemberId", json_string(from->member->id));
 	json_object_set_new(o, "senderName", json_string(from->display_name));
-	if (ctx->priority_given)
-		json_object_set_new(o, "priority", json_string(priority));
-	json_object_set_new(o, "nonce", json_string(j->params[6]));
-	json_object_set_new(o, "ciphertext", json_string(j->params[7]));
+	if (r->priority_given)
+		json_object_set_new(o, "priority", json_string(r->priority));
+	json_object_set_new(o, "nonce", json_string(r->nonce));
+	json_object_set_new(o, "ciphertext", json_string(r->ciphertext));
 	json_object_set_new(o, "createdAt", json_string(iso));
-	if (ctx->reply_to_id)
-		json_object_set_new(o, "replyToId", json_string(ctx->reply_to_id));
+	if (r->reply_to_id)
+		json_object_set_new(o, "replyToId", json_string(r->reply_to_id));
 	char *text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	size_t len = strlen(text);
-	const char *group = ctx->cls == TARGET_GROUP ? target + 1 : NULL;
-	int label = priority_label(priority);
+	const char *group = r->cls == TARGET_GROUP ? r->target + 1 : NULL;
+	int label = priority_label(r->priority);
 	for (struct presence *to = from->mesh->head; to; to = to->next) {
 		if (to->member == from->member || !to->visible)
 			continue;
@@ -407,33 +532,103 @@ static void fan_out_direct(struct presence *from, const char *target)
 	}
 }
 
-static void send_done(struct db_job *j)
+/* The batch committed (or failed): ack each send, then fan out. */
+static void sent_done(struct db_job *j)
 {
-	struct send_ctx *ctx = j->arg;
+	struct sent *batch = j->arg;
 	struct worker *w = j->origin;
-	struct conn *c = worker_conn_get(w, j->conn_slot, j->conn_gen);
-	struct presence *from = shard_presence(worker_shard(w), j->mesh_id, j->presence_id);
-	if (!j->ok) {
-		metrics_inc_label(METRIC_MESSAGES_REJECTED, MSG_REJECT_PARSE_OR_HANDLER);
-		if (c && c->presence == from) {
-			char text[256];
-			/* Not a "permanent" pattern for the daemon: it retries. */
-			snprintf(text, sizeof(text), "internal: %s", j->error);
-			ack_error(c, ctx->req_id, text);
+	struct shard *sh = worker_shard(w);
+	char now_iso[32];
+	log_iso8601(now_iso, clock_wall_ms());
+	/* created_at is the transaction's now(), the same for every row. */
+	const char *created = j->ok && PQntuples(j->res) > 0 ? PQgetvalue(j->res, 0, 0) : now_iso;
+	for (size_t i = 0; i < batch->n; i++) {
+		const struct send_row *r = &batch->rows[i];
+		struct conn *c = worker_conn_get(w, r->slot, r->gen);
+		struct presence *from = shard_presence(sh, r->mesh_id, r->sender);
+		bool live = c && from && c->presence == from;
+		if (!j->ok) {
+			metrics_inc_label(METRIC_MESSAGES_REJECTED, MSG_REJECT_PARSE_OR_HANDLER);
+			if (live) {
+				char text[256];
+				/* Not a "permanent" pattern for the daemon: it retries. */
+				snprintf(text, sizeof(text), "internal: %s", j->error);
+				ack_error(c, r->req_id, text);
+			}
+			continue;
 		}
-	} else {
-		if (c && c->presence == from)
-			ack_ok(c, ctx->req_id, j->params[0]);
-		if (from) {
-			if (ctx->cls == TARGET_BROADCAST || ctx->cls == TARGET_GROUP)
-				fan_out_multicast(from, j, ctx);
-			else if (ctx->cls == TARGET_DIRECT)
-				fan_out_direct(from, j->params[4]);
+		if (live)
+			ack_ok(c, r->req_id, r->id);
+		if (!from)
+			continue;
+		if (r->cls == TARGET_BROADCAST || r->cls == TARGET_GROUP) {
+			fan_out_multicast(from, r);
+		} else if (r->cls == TARGET_DIRECT) {
+			struct presence *to = r->claim[0] ? shard_presence(sh, r->mesh_id, r->claim) : NULL;
+			if (to)
+				push_claimed(to, r, presence_pubkey(from), created);
+			else if (!r->claim[0])
+				fan_out_direct(from, r->target);
+			/* Claimed for a presence that left: its lease runs out and a
+			 * later drain delivers it. */
 		}
 	}
-	xfree(ctx->req_id);
-	xfree(ctx->reply_to_id);
-	xfree(ctx);
+}
+
+static void flush_acks(struct worker *w, struct route_batch *b)
+{
+	if (json_array_size(b->acks) == 0)
+		return;
+	char *text = json_dumps(b->acks, JSON_COMPACT);
+	json_array_clear(b->acks);
+	struct db_job *j = db_job_new(ack_many_sql, DB_JOB_WRITE, NULL, NULL, NULL);
+	db_job_param(j, text);
+	free(text);
+	db_submit(w->srv->db, j);
+}
+
+void route_flush(struct worker *w)
+{
+	struct route_batch *b = w->route_batch;
+	flush_acks(w, b);
+	if (b->n == 0)
+		return;
+	json_t *rows = json_array();
+	for (size_t i = 0; i < b->n; i++) {
+		const struct send_row *r = &b->rows[i];
+		struct presence *from = shard_presence(worker_shard(w), r->mesh_id, r->sender);
+		json_t *o = json_object();
+		json_object_set_new(o, "id", json_string(r->id));
+		json_object_set_new(o, "mesh", json_string(r->mesh_id));
+		json_object_set_new(o, "sender", from ? json_string(from->member->id) : json_null());
+		json_object_set_new(o, "spk", from && from->session_pubkey ? json_string(from->session_pubkey)
+									   : json_null());
+		json_object_set_new(o, "target", json_string(r->target));
+		json_object_set_new(o, "prio", json_string(r->priority));
+		json_object_set_new(o, "nonce", json_string(r->nonce));
+		json_object_set_new(o, "ct", json_string(r->ciphertext));
+		json_object_set_new(o, "cmid", r->client_message_id ? json_string(r->client_message_id)
+								    : json_null());
+		json_object_set_new(o, "fp", r->request_fingerprint ? json_string(r->request_fingerprint)
+								      : json_null());
+		json_object_set_new(o, "delivered", json_boolean(r->cls == TARGET_BROADCAST ||
+								 r->cls == TARGET_GROUP));
+		json_object_set_new(o, "claim", r->claim[0] ? json_string(r->claim) : json_null());
+		json_array_append_new(rows, o);
+	}
+	char *text = json_dumps(rows, JSON_COMPACT);
+	json_decref(rows);
+	struct sent *batch = xcalloc(1, sizeof(*batch));
+	batch->rows = b->rows;
+	batch->n = b->n;
+	b->rows = NULL;
+	b->n = b->cap = 0;
+	struct db_job *j = db_job_new(insert_many_sql, DB_JOB_WRITE, w, sent_done, batch);
+	j->free_arg = sent_free;
+	db_job_param(j, text);
+	db_job_paramf(j, "%d", w->srv->cfg->claim_lease_seconds);
+	free(text);
+	db_submit(w->srv->db, j);
 }
 
 /* ---- drains (§6.6) ------------------------------------------------------------ */
@@ -475,6 +670,7 @@ void route_drain(struct presence *p)
 	p->drain_inflight = true;
 	p->drain_again = false;
 	unsigned gate = status_deliverable(effective_status(p, cfg));
+	p->drain_gate = gate;
 	char prios[32] = "";
 	if (gate & PRIO_NOW)
 		strcat(prios, "now,");
@@ -499,27 +695,54 @@ void route_drain(struct presence *p)
 	db_submit(c->w->srv->db, j);
 }
 
-static void push_row(struct presence *p, PGresult *res, int row)
+/* §6.5.1, the drained push. */
+static void push_direct(struct presence *p, const char *message_id, const char *sender_pubkey,
+			const char *priority, const char *nonce, const char *ciphertext,
+			const char *created_at, const char *client_message_id,
+			const char *request_fingerprint)
 {
-	const char *priority = PQgetvalue(res, row, 1);
 	json_t *o = json_object();
 	json_object_set_new(o, "type", json_string("push"));
-	json_object_set_new(o, "messageId", json_string(PQgetvalue(res, row, 0)));
+	json_object_set_new(o, "messageId", json_string(message_id));
 	json_object_set_new(o, "meshId", json_string(p->mesh->id));
-	json_object_set_new(o, "senderPubkey", json_string(PQgetvalue(res, row, 7)));
+	json_object_set_new(o, "senderPubkey", json_string(sender_pubkey));
 	json_object_set_new(o, "priority", json_string(priority));
-	json_object_set_new(o, "nonce", json_string(PQgetvalue(res, row, 2)));
-	json_object_set_new(o, "ciphertext", json_string(PQgetvalue(res, row, 3)));
-	json_object_set_new(o, "createdAt", json_string(PQgetvalue(res, row, 4)));
-	if (!PQgetisnull(res, row, 5))
-		json_object_set_new(o, "client_message_id", json_string(PQgetvalue(res, row, 5)));
-	if (!PQgetisnull(res, row, 6))
-		json_object_set_new(o, "request_fingerprint", json_string(PQgetvalue(res, row, 6)));
+	json_object_set_new(o, "nonce", json_string(nonce));
+	json_object_set_new(o, "ciphertext", json_string(ciphertext));
+	json_object_set_new(o, "createdAt", json_string(created_at));
+	if (client_message_id)
+		json_object_set_new(o, "client_message_id", json_string(client_message_id));
+	if (request_fingerprint)
+		json_object_set_new(o, "request_fingerprint", json_string(request_fingerprint));
 	char *text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (presence_send(p, text, strlen(text)))
 		metrics_inc_label(METRIC_MESSAGES_ROUTED, priority_label(priority));
 	free(text);
+}
+
+static void push_claimed(struct presence *p, const struct send_row *r, const char *sender_pubkey,
+			 const char *created_at)
+{
+	push_direct(p, r->id, sender_pubkey, r->priority, r->nonce, r->ciphertext, created_at,
+		    r->client_message_id, r->request_fingerprint);
+	arm_redelivery(p);
+}
+
+/* Not acked within the lease: claim again then (the reference waits for an
+ * unrelated trigger; we don't). */
+static void arm_redelivery(struct presence *p)
+{
+	struct worker *w = p->mesh->w;
+	if (!p->redeliver_timer)
+		p->redeliver_timer = evtimer_new(w->base, redeliver_cb, p);
+	struct timeval tv = { w->srv->cfg->claim_lease_seconds, 100 * 1000 };
+	evtimer_add(p->redeliver_timer, &tv);
+}
+
+static const char *value_or_null(PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
 }
 
 static void drain_done(struct db_job *j)
@@ -531,21 +754,23 @@ static void drain_done(struct db_job *j)
 	p->drain_inflight = false;
 	if (!j->ok) {
 		log_warn("drain_failed", "mesh=%s presence=%s error=%s", j->mesh_id, p->id, j->error);
+		p->backlog = true;
 	} else {
-		int n = PQntuples(j->res);
+		PGresult *res = j->res;
+		int n = PQntuples(res);
 		for (int i = 0; i < n; i++)
-			push_row(p, j->res, i);
-		/* Not acked within the lease: claim again then (the reference
-		 * waits for an unrelated trigger; we don't).  The first drain of a
-		 * presence re-drains once too, for rows a previous process (or a
-		 * previous socket) claimed and never saw acked. */
+			push_direct(p, PQgetvalue(res, i, 0), PQgetvalue(res, i, 7), PQgetvalue(res, i, 1),
+				    PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), PQgetvalue(res, i, 4),
+				    value_or_null(res, i, 5), value_or_null(res, i, 6));
+		/* The first drain of a presence re-drains once too, for rows a
+		 * previous process (or socket) claimed and never saw acked. */
 		if (n > 0 || !p->drained_once) {
 			p->drained_once = true;
-			if (!p->redeliver_timer)
-				p->redeliver_timer = evtimer_new(w->base, redeliver_cb, p);
-			struct timeval tv = { w->srv->cfg->claim_lease_seconds, 100 * 1000 };
-			evtimer_add(p->redeliver_timer, &tv);
+			arm_redelivery(p);
 		}
+		/* Everything eligible is claimed: new rows may take the fast path,
+		 * unless the status held some back or more came meanwhile. */
+		p->backlog = p->drain_again || p->drain_gate != (PRIO_NOW | PRIO_NEXT | PRIO_LOW);
 	}
 	if (p->drain_again)
 		route_drain(p);
@@ -560,13 +785,13 @@ void route_client_ack(struct conn *c, const json_t *msg)
 	const char *bid = opt_string(msg, "brokerMessageId");
 	if (!cid && !bid)
 		return;
-	struct db_job *j = db_job_new(ack_sql, DB_JOB_WRITE, NULL, NULL, NULL);
-	db_job_param(j, p->mesh->id);
-	db_job_param(j, bid);
-	db_job_param(j, cid);
-	db_job_param(j, p->member->pubkey);
-	db_job_param(j, p->session_pubkey);
-	db_submit(c->w->srv->db, j);
+	json_t *a = json_object();
+	json_object_set_new(a, "mesh", json_string(p->mesh->id));
+	json_object_set_new(a, "bid", bid ? json_string(bid) : json_null());
+	json_object_set_new(a, "cid", cid ? json_string(cid) : json_null());
+	json_object_set_new(a, "mpk", json_string(p->member->pubkey));
+	json_object_set_new(a, "spk", p->session_pubkey ? json_string(p->session_pubkey) : json_null());
+	json_array_append_new(c->w->route_batch->acks, a);
 }
 
 /* ---- message_status (§6.9) ------------------------------------------------------- */

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -10,7 +11,9 @@
 #include "meshd/config.h"
 #include "meshd/conn.h"
 #include "meshd/db.h"
+#include "meshd/audit.h"
 #include "meshd/handshake.h"
+#include "meshd/route.h"
 #include "meshd/presence.h"
 #include "meshd/log.h"
 #include "meshd/server.h"
@@ -65,6 +68,27 @@ void worker_defer_free(struct worker *w, struct conn *c)
 {
 	c->next_closing = w->closing;
 	w->closing = c;
+}
+
+void worker_audit(struct worker *w, json_t *entry)
+{
+	MESHD_ASSERT_ON_WORKER(w);
+	if (entry)
+		json_array_append_new(w->audit_batch, entry);
+}
+
+/* One loop iteration's gathered writes, as few jobs as possible. */
+static void flush_batches(struct worker *w)
+{
+	route_flush(w);
+	if (json_array_size(w->audit_batch) == 0)
+		return;
+	char *text = json_dumps(w->audit_batch, JSON_COMPACT);
+	json_array_clear(w->audit_batch);
+	struct db_job *j = db_job_new(AUDIT_SQL_APPEND_MANY, DB_JOB_WRITE, NULL, NULL, NULL);
+	db_job_param(j, text);
+	free(text);
+	db_submit(w->srv->db, j);
 }
 
 void worker_defer_migrate(struct worker *w, struct conn *c)
@@ -205,11 +229,13 @@ static void *worker_main(void *arg)
 	while (!w->stop) {
 		/* One iteration, then the work deferred to its end (STYLE.md §5–6). */
 		event_base_loop(w->base, EVLOOP_ONCE);
+		flush_batches(w);
 		hand_over(w);
 		free_closed(w);
 		if (w->draining && w->nconns == 0)
 			w->stop = true;
 	}
+	flush_batches(w);
 	hand_over(w);
 	/* Whatever is left after a drain timeout is dropped. */
 	for (uint32_t i = 0; i < w->nslots; i++)
@@ -235,6 +261,8 @@ bool worker_init(struct worker *w, struct server *srv, int id)
 	w->sweep_timer = evtimer_new(w->base, sweep_cb, w);
 	arm_sweep(w);
 	shard_init(&w->shard, w);
+	w->audit_batch = json_array();
+	w->route_batch = route_batch_new();
 	return w->inbox_ev && w->drain_deadline && w->sweep_timer && event_add(w->inbox_ev, NULL) == 0;
 }
 
@@ -264,6 +292,8 @@ void worker_destroy(struct worker *w)
 		m = next;
 	}
 	shard_free(&w->shard); /* before the base: presences hold timers */
+	json_decref(w->audit_batch);
+	route_batch_free(w->route_batch);
 	if (w->inbox_ev)
 		event_free(w->inbox_ev);
 	if (w->drain_deadline)

@@ -8,11 +8,12 @@
  * where actor is the member id or the literal "null" and createdAt is the
  * ISO-8601 UTC string with milliseconds ("2026-04-15T12:00:00.000Z").
  *
- * The broker itself never hashes in C: a worker renders the canonical
- * payload with audit_canonical_json() and submits AUDIT_SQL_LOCK and
- * AUDIT_SQL_INSERT as two consecutive write jobs of one batch (one
- * transaction); PostgreSQL reads the chain's tail and computes the hash.
- * audit_hash() is the same computation in C, for verification and tests.
+ * The broker itself never hashes in C: a worker renders each canonical
+ * payload with audit_canonical_json() (audit_entry) and, once per loop
+ * iteration, submits its entries as one AUDIT_SQL_APPEND_MANY write job;
+ * PostgreSQL takes each mesh's advisory lock, reads the chain's tail and
+ * computes the hash.  audit_hash() is the same computation in C, for
+ * verification and tests.
  *
  * Payload contents are never logged (STYLE.md §9).
  */
@@ -31,44 +32,6 @@
 /* Deepest array/object nesting audit_canonical_json() accepts (the same
  * bound jansson's parser has, so anything jansson parsed is accepted). */
 #define AUDIT_MAX_DEPTH 2048
-
-/*
- * The two statements of one audit write, sent in this order inside one
- * transaction.
- *
- * The advisory lock serialises writers of the same mesh (also across broker
- * instances) so the chain cannot fork.  It must be a statement of its own,
- * sent BEFORE the insert: under READ COMMITTED each statement takes its
- * snapshot when it starts, so an INSERT ... SELECT that took the lock itself
- * would already hold a snapshot older than the lock and could read a stale
- * tail.  Starting the insert after the lock is held makes it see every row
- * committed by the previous holder.  The lock is released at COMMIT/ROLLBACK.
- *
- * AUDIT_SQL_LOCK:    $1 audit_lock_key(mesh_id) in decimal.
- */
-#define AUDIT_SQL_LOCK "SELECT pg_advisory_xact_lock($1::bigint)"
-
-/*
- * AUDIT_SQL_INSERT:  $1 mesh_id, $2 event_type, $3 actor_member_id (NULL
- * allowed: hashed as "null"), $4 actor_display_name (NULL allowed), $5 the
- * canonical payload (audit_canonical_json(); hashed verbatim and stored as
- * jsonb), $6 created_at as "YYYY-MM-DDTHH:MM:SS.sssZ" (stored as the UTC
- * wall time in the timestamp-without-time-zone column, whatever the session
- * TimeZone).  prev_hash is the hash of the mesh's latest row by id, else
- * "genesis"; the hash is computed by PostgreSQL's sha256() exactly like
- * audit_hash().  Returns one row: id, hash.
- */
-#define AUDIT_SQL_INSERT \
-	"INSERT INTO mesh.audit_log (mesh_id, event_type, actor_member_id," \
-	" actor_display_name, payload, prev_hash, hash, created_at)" \
-	" SELECT $1::text, $2::text, $3::text, $4::text, $5::text::jsonb, t.prev," \
-	" encode(sha256(convert_to(t.prev || '|' || $1::text || '|' || $2::text" \
-	" || '|' || coalesce($3::text, 'null') || '|' || $5::text || '|' || $6::text," \
-	" 'UTF8')), 'hex')," \
-	" ($6::text::timestamptz AT TIME ZONE 'UTC')" \
-	" FROM (SELECT coalesce((SELECT a.hash FROM mesh.audit_log a" \
-	" WHERE a.mesh_id = $1::text ORDER BY a.id DESC LIMIT 1), 'genesis') AS prev) t" \
-	" RETURNING id, hash"
 
 /*
  * AUDIT_SQL_VERIFY_ROWS: $1 mesh_id.  One row per entry, by id ascending:
@@ -120,19 +83,17 @@ int64_t audit_lock_key(const char *mesh_id);
 bool audit_verify_chain(PGconn *pg, const char *mesh_id, long long *entries,
 			long long *broken_at) __attribute__((warn_unused_result));
 
-struct db;
 
-/* What the broker runs: mesh.meshd_audit_append() (src/sql/0002), which
- * takes the lock, reads the latest row with a fresh snapshot and inserts,
- * in one statement.  $1 lock key, then AUDIT_SQL_INSERT's $1..$6. */
-#define AUDIT_SQL_APPEND \
-	"SELECT mesh.meshd_audit_append($1::bigint, $2, $3, $4, $5, $6, $7)"
+/* What the broker runs: mesh.meshd_audit_append_many() (src/sql/0004) with
+ * the entries a worker gathered during one loop iteration: for each mesh it
+ * takes the advisory lock, reads the chain's head with a fresh snapshot and
+ * appends, all in one statement of the group-commit batch. */
+#define AUDIT_SQL_APPEND_MANY "SELECT mesh.meshd_audit_append_many($1::jsonb)"
 
-/* Appends one row to mesh_id's chain through the db thread, as a write job
- * in the same group-commit transaction as the change it records.  payload is canonicalised here
- * (the caller keeps its reference).  Any thread. */
-void audit_submit(struct db *db, const char *mesh_id, const char *event_type,
-		  const char *actor_member_id, const char *actor_display_name,
-		  const json_t *payload, int64_t created_ms);
+/* One entry for AUDIT_SQL_APPEND_MANY: the lock key, the ids, the canonical
+ * payload text and the ISO createdAt the hash covers.  NULL if the payload
+ * cannot be canonicalised (logged).  Any thread. */
+json_t *audit_entry(const char *mesh_id, const char *event_type, const char *actor_member_id,
+		    const char *actor_display_name, const json_t *payload, int64_t created_ms);
 
 #endif

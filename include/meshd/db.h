@@ -56,6 +56,7 @@ struct db_job {
 	struct worker *origin;
 	db_done_fn done;
 	void *arg;
+	void (*free_arg)(void *arg);   /* frees arg with the job (NULL: not owned) */
 	/* Who the completion is for, found again by id on the origin worker
 	 * (never by a pointer kept across the round trip). */
 	uint32_t conn_slot, conn_gen;

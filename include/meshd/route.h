@@ -15,6 +15,8 @@
 
 struct conn;
 struct presence;
+struct worker;
+struct route_batch;
 
 void route_send(struct conn *c, const json_t *msg);
 void route_client_ack(struct conn *c, const json_t *msg);
@@ -25,5 +27,11 @@ void route_message_status(struct conn *c, const json_t *msg);
  * remembered and runs when it completes.  A drain never claims rows for a
  * presence whose socket is not open (Q2). */
 void route_drain(struct presence *p);
+
+/* The sends and acks of one worker loop iteration go to the db thread as
+ * one multi-row INSERT and one UPDATE (group commit does the rest). */
+struct route_batch *route_batch_new(void);
+void route_batch_free(struct route_batch *b);
+void route_flush(struct worker *w);
 
 #endif

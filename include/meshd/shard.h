@@ -83,6 +83,8 @@ struct presence {
 	bool drain_inflight;
 	bool drain_again;
 	bool drained_once;
+	bool backlog;                 /* rows may wait for it in the queue: no fast path */
+	unsigned drain_gate;          /* priorities the drain in flight admits */
 	int64_t last_heartbeat_write_ms; /* mono: last last_ping_at write */
 
 	struct presence *prev, *next; /* mesh list, in connected order */

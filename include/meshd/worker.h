@@ -13,6 +13,10 @@
 #include "meshd/inbox.h"
 #include "meshd/shard.h"
 
+#include <jansson.h>
+
+struct route_batch;
+
 struct server;
 struct conn;
 struct event_base;
@@ -60,6 +64,10 @@ struct worker {
 	struct conn *closing;   /* freed after the current loop iteration */
 	struct conn *migrating; /* handed to their owner after the iteration */
 	struct shard shard;
+	/* Work gathered during one loop iteration, flushed to the db thread
+	 * after it (STYLE.md §6): audit entries, and route.c's sends and acks. */
+	json_t *audit_batch;
+	struct route_batch *route_batch;
 	bool stop;
 	bool draining; /* MSG_SHUTDOWN received: stop once nconns == 0 */
 	struct event *drain_deadline;
@@ -83,6 +91,10 @@ struct conn *worker_conn_get(struct worker *w, uint32_t slot, uint32_t gen);
 void worker_defer_free(struct worker *w, struct conn *c);
 /* Queues c to move to worker c->migrate_to after this loop iteration. */
 void worker_defer_migrate(struct worker *w, struct conn *c);
+
+/* Worker thread: queues an audit entry (audit_entry(); NULL is ignored) for
+ * this iteration's AUDIT_SQL_APPEND_MANY job. */
+void worker_audit(struct worker *w, json_t *entry);
 
 static inline struct shard *worker_shard(struct worker *w)
 {

@@ -1,0 +1,286 @@
+/* meshbench — load generator and benchmark harness for claudemesh brokers.
+ *
+ * One process, one libevent event_base, single-threaded (the idle scenario
+ * and the echo server of the ceiling scenario fork; each child has its own
+ * base).  Every function here runs on the thread that owns the base it is
+ * given; nothing is shared between threads.
+ *
+ * Modules:
+ *   wsconn.c     WebSocket over a raw non-blocking socket: HTTP upgrade, wslay
+ *                client (and, for the echo ceiling, server) framing, kernel
+ *                receive timestamps
+ *   mesh.c       seeding a mesh through SQL, peers, hello, DM crypto cache,
+ *                broker /proc sampling and /metrics
+ *   stats.c      latency samples and percentiles, machine description,
+ *                JSON results, gnuplot CDF
+ *   scenarios.c  dm-burst, dm-rate, broadcast, join-storm, idle
+ *   ceiling.c    WebSocket echo and PostgreSQL pipelined insert ceilings
+ *   meshbench.c  command line, report
+ */
+#ifndef MESHBENCH_H
+#define MESHBENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <netinet/in.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "meshclient.h"
+
+#define MB_NS_PER_MS 1000000ULL
+#define MB_NS_PER_S 1000000000ULL
+
+/* ------------------------------------------------------------- options */
+
+struct mb_opts {
+	const char *db_url;
+	const char *host;
+	int port;
+	pid_t broker_pid;       /* 0: no /proc sampling */
+	const char *json_path;
+	const char *plot_path;
+	uint64_t seed;
+	unsigned window;        /* dm-burst, ceiling: un-acked sends per peer */
+	double timeout_s;
+	unsigned payload;       /* DM plaintext bytes */
+	const char *priority;
+	unsigned interval_ms;   /* broadcast: 0 = next one on ack */
+	bool client_ack;        /* client_ack every push (the daemon does) */
+	bool full_crypto;       /* mc_encrypt_dm/mc_decrypt_dm per message */
+	bool user_rx_clock;     /* receive time = when we read, not the kernel's */
+	double hold_s;          /* idle: how long the peers stay */
+	unsigned per_child;     /* idle: connections per forked child */
+	unsigned linger_ms;     /* after completion, keep listening for duplicates */
+	double pg_seconds;      /* ceiling: seconds per pipeline batch size */
+	bool cleanup;           /* delete the seeded mesh at the end */
+	bool quiet;
+};
+
+/* ---------------------------------------------------------------- time */
+
+uint64_t mb_now_ns(void);       /* CLOCK_MONOTONIC */
+
+/* xoshiro-style PRNG for the workload (targets, jitter). */
+struct mb_rng {
+	uint64_t s;
+};
+uint64_t mb_rng_next(struct mb_rng *r);
+uint32_t mb_rng_below(struct mb_rng *r, uint32_t n);
+
+/* ------------------------------------------------------------ websocket */
+
+struct mb_ws;
+
+struct mb_ws_ops {
+	/* The 101 was checked (client) or sent (server); frames can flow. */
+	void (*open)(struct mb_ws *ws);
+	/* One complete text or binary message.  rx_ns: CLOCK_MONOTONIC estimate
+	 * of when its last bytes reached our socket (kernel timestamp unless
+	 * --user-rx-clock). */
+	void (*msg)(struct mb_ws *ws, const char *data, size_t len, uint64_t rx_ns);
+	/* The connection is gone (why: short reason); ws is freed right after. */
+	void (*closed)(struct mb_ws *ws, const char *why);
+};
+
+/* Starts a client connection to dst (src: bind() first, NULL for none). */
+struct mb_ws *mb_ws_connect(struct event_base *base, const struct sockaddr_in *dst,
+			    const struct sockaddr_in *src, const char *host_hdr,
+			    const struct mb_ws_ops *ops, void *user, bool kernel_ts);
+/* Serves an accepted socket (the echo ceiling). */
+struct mb_ws *mb_ws_accept(struct event_base *base, int fd, const struct mb_ws_ops *ops,
+			   void *user);
+/* Queues one text message (copied) and sends what the socket takes. */
+bool mb_ws_send(struct mb_ws *ws, const char *text, size_t len);
+/* Closes without a close frame and without calling ops->closed; safe inside
+ * any callback of ws (the memory is released when the callback returns).
+ * abort_rst: RST instead of FIN (no TIME_WAIT on our side). */
+void mb_ws_close(struct mb_ws *ws, bool abort_rst);
+void *mb_ws_user(const struct mb_ws *ws);
+
+/* --------------------------------------------------------------- samples */
+
+struct mb_samples {
+	uint64_t *v;
+	size_t n, cap;
+	bool sorted;
+};
+void mb_samples_add(struct mb_samples *s, uint64_t v);
+/* Exact percentile (nearest rank) over every sample; p in [0, 100]. */
+uint64_t mb_samples_pct(struct mb_samples *s, double p);
+double mb_samples_mean(const struct mb_samples *s);
+void mb_samples_free(struct mb_samples *s);
+/* {"n","p50","p95","p99","p999","max","mean"} in milliseconds. */
+json_t *mb_samples_json(struct mb_samples *s);
+/* One table row: label, n, p50 p95 p99 p99.9 max (ms). */
+void mb_samples_row(struct mb_samples *s, const char *label);
+void mb_samples_header(void);
+
+/* ------------------------------------------------------ broker process */
+
+struct mb_proc {
+	pid_t pid;
+	bool ok;                /* /proc/<pid> readable at start */
+	uint64_t hwm_kb_start, rss_kb_start, hwm_kb, rss_kb, rss_kb_max;
+	double cpu_start, cpu;  /* utime + stime, seconds */
+	unsigned fds_start, fds, fds_max;
+	struct event *timer;
+};
+/* Reads once and starts sampling every 100 ms on base (no-op when pid 0). */
+void mb_proc_start(struct mb_proc *p, struct event_base *base, pid_t pid);
+void mb_proc_sample(struct mb_proc *p);
+/* Samples a last time and stops the timer. */
+void mb_proc_stop(struct mb_proc *p);
+json_t *mb_proc_json(const struct mb_proc *p);
+void mb_proc_print(const struct mb_proc *p);
+
+/* GET /metrics; value of the sample line that starts with prefix (for
+ * example `broker_messages_rejected_total{reason="rate_limit"}`); -1 when the
+ * endpoint or the line is missing. */
+long long mb_metric(const struct mb_opts *o, const char *prefix);
+
+/* ----------------------------------------------------------------- mesh */
+
+struct mb_member {
+	char id[33];
+	struct mc_identity key;
+	unsigned char xpk[32], xsk[32];  /* X25519 forms for crypto_box */
+};
+
+struct mb_mesh {
+	char id[33];
+	size_t n;
+	struct mb_member *m;
+	/* pubkey → index (open addressing on the first 8 key bytes) */
+	uint32_t *slots;
+	size_t nslots;
+};
+
+/* Generates n members and inserts a user, a mesh and the members (COPY).
+ * err gets a one-line reason on failure. */
+bool mb_mesh_seed(const char *url, size_t n, struct mb_mesh *m, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* DELETE the mesh (cascades to members, presences, queue rows). */
+bool mb_mesh_delete(const char *url, const struct mb_mesh *m);
+void mb_mesh_free(struct mb_mesh *m);
+/* Index of the member with this pubkey (64 hex), or -1. */
+long mb_mesh_find(const struct mb_mesh *m, const char *pk_hex);
+
+/* DM crypto between members a and b.  Precomputed crypto_box_beforenm keys
+ * (cached per pair) unless full is set, then mc_encrypt_dm/mc_decrypt_dm.
+ * Both produce and accept exactly the same wire format. */
+struct mb_crypto;
+struct mb_crypto *mb_crypto_new(const struct mb_mesh *m, bool full);
+void mb_crypto_free(struct mb_crypto *c);
+bool mb_seal(struct mb_crypto *c, uint32_t from, uint32_t to, const void *plain, size_t len,
+	     char **nonce_b64, char **ct_b64) __attribute__((warn_unused_result));
+/* *plain is malloc'd and NUL-terminated. */
+bool mb_open(struct mb_crypto *c, uint32_t to, uint32_t from, const char *nonce_b64,
+	     const char *ct_b64, unsigned char **plain, size_t *len)
+	__attribute__((warn_unused_result));
+/* Cross-checks both paths against meshclient's; false if they disagree. */
+bool mb_crypto_selftest(const struct mb_mesh *m) __attribute__((warn_unused_result));
+
+/* ---------------------------------------------------------------- peers */
+
+struct mb_run;
+
+enum mb_peer_state { PEER_NEW, PEER_CONNECTING, PEER_HELLO, PEER_READY, PEER_GONE };
+
+struct mb_peer {
+	struct mb_run *run;
+	uint32_t idx;
+	enum mb_peer_state state;
+	struct mb_ws *ws;
+	uint64_t t_start_ns, t_ack_ns;
+	uint32_t ack_order;     /* 1-based rank of its hello_ack among all peers */
+	/* scenario counters */
+	uint32_t sent, acked, inflight;
+};
+
+/* What a scenario does with the peers' events. */
+struct mb_peer_ops {
+	void (*ready)(struct mb_peer *p);       /* hello_ack received */
+	void (*frame)(struct mb_peer *p, struct mc_frame *f, uint64_t rx_ns);
+	void (*gone)(struct mb_peer *p, const char *why);
+};
+
+struct mb_run {
+	const struct mb_opts *o;
+	struct event_base *base;
+	struct mb_mesh mesh;
+	struct mb_crypto *crypto;
+	struct mb_peer *peers;
+	size_t npeers;
+	const struct mb_peer_ops *ops;
+	void *scenario;
+	struct mb_rng rng;
+	struct sockaddr_in dst;
+	char host_hdr[300];
+	char run_id[9];
+
+	size_t connecting, ready, gone, hello_errors, capacity_errors;
+	size_t max_inflight_connects;   /* bounded connect burst (0 = all at once) */
+	size_t next_connect;
+	uint32_t ack_rank;
+	bool connect_all;               /* join-storm: no bound */
+	struct mb_samples hello_lat;    /* connect start → hello_ack */
+	struct mb_samples rx_lag;       /* handled − kernel receive time */
+	uint64_t frames_in, frames_out, bytes_in;
+	uint64_t parse_errors;
+	bool done;
+	bool timed_out;
+	struct event *deadline;
+	struct mb_proc proc;
+	char first_error[256];
+};
+
+/* base, mesh and options must be set; allocates the peers (not connected). */
+bool mb_run_init(struct mb_run *r, const struct mb_opts *o, struct event_base *base,
+		 size_t npeers, const struct mb_peer_ops *ops, void *scenario)
+	__attribute__((warn_unused_result));
+/* Connects peers [from, to) (hello on open); ops->ready per hello_ack. */
+void mb_run_connect(struct mb_run *r, size_t from, size_t to, size_t max_inflight);
+/* Sends one frame (malloc'd text, consumed) on a ready peer. */
+bool mb_peer_send(struct mb_peer *p, char *frame);
+/* Runs the loop until r->done or the deadline (seconds from now). */
+void mb_run_loop(struct mb_run *r, double seconds);
+void mb_run_stop(struct mb_run *r);
+/* Closes every connection (RST) and frees the peers. */
+void mb_run_free(struct mb_run *r);
+
+/* ------------------------------------------------------------- results */
+
+/* The machine: nproc, CPU model, MemTotal, kernel. */
+json_t *mb_machine_json(void);
+const char *mb_machine_line(void);
+/* Adds machine, time and options to obj and appends one line to path. */
+bool mb_json_append(const char *path, json_t *obj);
+/* Draws CDFs of the named series with gnuplot into path (svg). */
+void mb_plot(const char *path, const char *title, struct mb_samples *const *series,
+	     const char *const *names, size_t n);
+
+/* ------------------------------------------------------------- scenarios */
+
+/* Each returns the exit status: 0 completed, 1 timed out or lost messages,
+ * 2 set-up failure; *out gets the scenario's JSON object (caller's). */
+int mb_dm_burst(const struct mb_opts *o, unsigned peers, unsigned per_peer, json_t **out);
+int mb_dm_rate(const struct mb_opts *o, unsigned peers, unsigned rate, double seconds,
+	       json_t **out);
+int mb_broadcast(const struct mb_opts *o, unsigned peers, unsigned count, json_t **out);
+int mb_join_storm(const struct mb_opts *o, unsigned peers, json_t **out);
+int mb_idle(const struct mb_opts *o, unsigned conns, json_t **out);
+int mb_ceiling(const struct mb_opts *o, unsigned peers, unsigned per_peer, json_t **out);
+
+/* Resolves o->host:o->port into dst and the Host header. */
+bool mb_resolve(const struct mb_opts *o, struct sockaddr_in *dst, char *host_hdr, size_t len)
+	__attribute__((warn_unused_result));
+
+/* Prints the SEND_RATE_LIMIT_PER_MIN=0 reminder and the rate_limit count
+ * found in /metrics (a loud warning when it is not zero). */
+long long mb_rate_limit_check(const struct mb_opts *o, const char *when);
+
+#endif
