@@ -14,6 +14,7 @@
 
 #include "meshd/alloc.h"
 #include "meshd/audit.h"
+#include "meshd/strbuf.h"
 #include "meshd/log.h"
 
 /* Integers up to this magnitude print as themselves; beyond it JavaScript
@@ -23,35 +24,6 @@
 /* Digits of a double's shortest round-trip decimal form: 17 at most. */
 #define DBL_MAX_DIGITS 17
 
-struct sb {
-	char *p;
-	size_t len;
-	size_t cap;
-};
-
-static void sb_put(struct sb *b, const char *s, size_t n)
-{
-	if (b->cap - b->len < n + 1) {
-		size_t cap = b->cap ? b->cap : 64;
-		while (cap - b->len < n + 1)
-			cap *= 2;
-		b->p = xrealloc(b->p, cap);
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void sb_puts(struct sb *b, const char *s)
-{
-	sb_put(b, s, strlen(s));
-}
-
-static void sb_putc(struct sb *b, char c)
-{
-	sb_put(b, &c, 1);
-}
 
 /* Decodes one code point of well-formed UTF-8 at s[*i] (no overlongs, no
  * surrogates, nothing above U+10FFFF); false on anything else. */
@@ -92,12 +64,12 @@ static bool utf8_next(const unsigned char *s, size_t n, size_t *i, uint32_t *cp)
 
 /* JSON.stringify of a string: \" \\ \b \f \n \r \t, other controls below
  * U+0020 as \u00xx, everything else (DEL, non-ASCII, U+2028/9) raw. */
-static bool put_string(struct sb *b, const char *str, size_t n)
+static bool put_string(struct strbuf *b, const char *str, size_t n)
 {
 	const unsigned char *s = (const unsigned char *)str;
 	size_t i = 0;
 
-	sb_putc(b, '"');
+	strbuf_addc(b, '"');
 	while (i < n) {
 		size_t start = i;
 		uint32_t cp;
@@ -106,23 +78,23 @@ static bool put_string(struct sb *b, const char *str, size_t n)
 		if (!utf8_next(s, n, &i, &cp))
 			return false;
 		switch (cp) {
-		case '"': sb_puts(b, "\\\""); break;
-		case '\\': sb_puts(b, "\\\\"); break;
-		case '\b': sb_puts(b, "\\b"); break;
-		case '\f': sb_puts(b, "\\f"); break;
-		case '\n': sb_puts(b, "\\n"); break;
-		case '\r': sb_puts(b, "\\r"); break;
-		case '\t': sb_puts(b, "\\t"); break;
+		case '"': strbuf_adds(b, "\\\""); break;
+		case '\\': strbuf_adds(b, "\\\\"); break;
+		case '\b': strbuf_adds(b, "\\b"); break;
+		case '\f': strbuf_adds(b, "\\f"); break;
+		case '\n': strbuf_adds(b, "\\n"); break;
+		case '\r': strbuf_adds(b, "\\r"); break;
+		case '\t': strbuf_adds(b, "\\t"); break;
 		default:
 			if (cp < 0x20) {
 				snprintf(esc, sizeof(esc), "\\u%04x", (unsigned)cp);
-				sb_puts(b, esc);
+				strbuf_adds(b, esc);
 			} else {
-				sb_put(b, str + start, i - start);
+				strbuf_add(b, str + start, i - start);
 			}
 		}
 	}
-	sb_putc(b, '"');
+	strbuf_addc(b, '"');
 	return true;
 }
 
@@ -212,55 +184,55 @@ static int shortest_digits(double d, char *digits, int *n)
 	return k;
 }
 
-static void put_zeros(struct sb *b, int count)
+static void put_zeros(struct strbuf *b, int count)
 {
 	for (int i = 0; i < count; i++)
-		sb_putc(b, '0');
+		strbuf_addc(b, '0');
 }
 
 /* JavaScript Number.prototype.toString() (ECMA-262 Number::toString). */
-static void put_double(struct sb *b, double d)
+static void put_double(struct strbuf *b, double d)
 {
 	char digits[DBL_MAX_DIGITS + 2];
 	char exp[16];
 	int k, n;
 
 	if (!isfinite(d)) {
-		sb_puts(b, "null");
+		strbuf_adds(b, "null");
 		return;
 	}
 	if (d == 0) {   /* also -0 */
-		sb_putc(b, '0');
+		strbuf_addc(b, '0');
 		return;
 	}
 	if (d < 0) {
-		sb_putc(b, '-');
+		strbuf_addc(b, '-');
 		d = -d;
 	}
 	k = shortest_digits(d, digits, &n);
 	if (k <= n && n <= 21) {
-		sb_put(b, digits, (size_t)k);
+		strbuf_add(b, digits, (size_t)k);
 		put_zeros(b, n - k);
 	} else if (0 < n && n <= 21) {
-		sb_put(b, digits, (size_t)n);
-		sb_putc(b, '.');
-		sb_put(b, digits + n, (size_t)(k - n));
+		strbuf_add(b, digits, (size_t)n);
+		strbuf_addc(b, '.');
+		strbuf_add(b, digits + n, (size_t)(k - n));
 	} else if (-6 < n && n <= 0) {
-		sb_puts(b, "0.");
+		strbuf_adds(b, "0.");
 		put_zeros(b, -n);
-		sb_put(b, digits, (size_t)k);
+		strbuf_add(b, digits, (size_t)k);
 	} else {
-		sb_putc(b, digits[0]);
+		strbuf_addc(b, digits[0]);
 		if (k > 1) {
-			sb_putc(b, '.');
-			sb_put(b, digits + 1, (size_t)k - 1);
+			strbuf_addc(b, '.');
+			strbuf_add(b, digits + 1, (size_t)k - 1);
 		}
 		snprintf(exp, sizeof(exp), "e%c%d", n - 1 < 0 ? '-' : '+', abs(n - 1));
-		sb_puts(b, exp);
+		strbuf_adds(b, exp);
 	}
 }
 
-static void put_integer(struct sb *b, json_int_t i)
+static void put_integer(struct strbuf *b, json_int_t i)
 {
 	char buf[32];
 
@@ -269,7 +241,7 @@ static void put_integer(struct sb *b, json_int_t i)
 		return;
 	}
 	snprintf(buf, sizeof(buf), "%lld", (long long)i);
-	sb_puts(b, buf);
+	strbuf_adds(b, buf);
 }
 
 /* Next UTF-16 code unit of a (valid UTF-8) key; -1 at its end. */
@@ -330,9 +302,9 @@ static bool valid_utf8(const char *s, size_t n)
 	return true;
 }
 
-static bool put_value(struct sb *b, const json_t *v, int depth);
+static bool put_value(struct strbuf *b, const json_t *v, int depth);
 
-static bool put_object(struct sb *b, const json_t *v, int depth)
+static bool put_object(struct strbuf *b, const json_t *v, int depth)
 {
 	size_t count = json_object_size(v), i = 0;
 	struct key *keys = count ? xcalloc(count, sizeof(*keys)) : NULL;
@@ -353,21 +325,21 @@ static bool put_object(struct sb *b, const json_t *v, int depth)
 	if (ok) {
 		if (i > 1)
 			qsort(keys, i, sizeof(*keys), key_cmp);
-		sb_putc(b, '{');
+		strbuf_addc(b, '{');
 		for (size_t j = 0; ok && j < i; j++) {
 			if (j)
-				sb_putc(b, ',');
+				strbuf_addc(b, ',');
 			ok = put_string(b, keys[j].s, keys[j].n);
-			sb_putc(b, ':');
+			strbuf_addc(b, ':');
 			ok = ok && put_value(b, keys[j].v, depth + 1);
 		}
-		sb_putc(b, '}');
+		strbuf_addc(b, '}');
 	}
 	xfree(keys);
 	return ok;
 }
 
-static bool put_value(struct sb *b, const json_t *v, int depth)
+static bool put_value(struct strbuf *b, const json_t *v, int depth)
 {
 	if (depth > AUDIT_MAX_DEPTH)
 		return false;
@@ -375,14 +347,14 @@ static bool put_value(struct sb *b, const json_t *v, int depth)
 	case JSON_OBJECT:
 		return put_object(b, v, depth);
 	case JSON_ARRAY:
-		sb_putc(b, '[');
+		strbuf_addc(b, '[');
 		for (size_t i = 0; i < json_array_size(v); i++) {
 			if (i)
-				sb_putc(b, ',');
+				strbuf_addc(b, ',');
 			if (!put_value(b, json_array_get(v, i), depth + 1))
 				return false;
 		}
-		sb_putc(b, ']');
+		strbuf_addc(b, ']');
 		return true;
 	case JSON_STRING:
 		return put_string(b, json_string_value(v), json_string_length(v));
@@ -393,13 +365,13 @@ static bool put_value(struct sb *b, const json_t *v, int depth)
 		put_double(b, json_real_value(v));
 		return true;
 	case JSON_TRUE:
-		sb_puts(b, "true");
+		strbuf_adds(b, "true");
 		return true;
 	case JSON_FALSE:
-		sb_puts(b, "false");
+		strbuf_adds(b, "false");
 		return true;
 	case JSON_NULL:
-		sb_puts(b, "null");
+		strbuf_adds(b, "null");
 		return true;
 	}
 	return false;
@@ -407,7 +379,7 @@ static bool put_value(struct sb *b, const json_t *v, int depth)
 
 char *audit_canonical_json(const json_t *v)
 {
-	struct sb b = { NULL, 0, 0 };
+	struct strbuf b = { NULL, 0, 0 };
 
 	if (!v)
 		return NULL;

@@ -683,6 +683,18 @@ void db_submit(struct db *db, struct db_job *job)
 	inbox_push(&db->inbox, &job->hdr);
 }
 
+void db_submit_json_write(struct db *db, const char *sql, json_t *rows)
+{
+	if (json_array_size(rows) == 0)
+		return;
+	char *text = json_dumps(rows, JSON_COMPACT);
+	json_array_clear(rows);
+	struct db_job *j = db_job_new(sql, DB_JOB_WRITE, NULL, NULL, NULL);
+	db_job_param(j, text);
+	free(text); /* jansson allocates with malloc */
+	db_submit(db, j);
+}
+
 bool db_healthy(const struct db *db)
 {
 	return atomic_load(&((struct db *)db)->healthy);

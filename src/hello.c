@@ -11,6 +11,7 @@
 
 #include "meshd/alloc.h"
 #include "meshd/hello.h"
+#include "meshd/strbuf.h"
 
 #define ROW(name, code, message, metric) { name, code, message, 1008, code, metric }
 
@@ -88,34 +89,11 @@ size_t hello_format_message(enum hello_reject r, const char *label, char *out, s
 
 /* ---- growable byte buffer for canonical strings (bounded by the frame) ---- */
 
-struct sbuf {
-	char *p;
-	size_t len, cap;
-};
 
-static void sb_add(struct sbuf *b, const void *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (b->len + n + 1 > cap)
-			cap *= 2;
-		b->p = xrealloc(b->p, cap);
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void sb_adds(struct sbuf *b, const char *s)
-{
-	sb_add(b, s, strlen(s));
-}
-
-static void sb_number(struct sbuf *b, double v)
+static void sb_number(struct strbuf *b, double v)
 {
 	char t[HELLO_NUMBER_MAX];
-	sb_add(b, t, hello_js_number(v, t));
+	strbuf_add(b, t, hello_js_number(v, t));
 }
 
 /* ---- JavaScript number and value rendering ---- */
@@ -217,30 +195,30 @@ static bool js_truthy(const json_t *v)
 
 /* `${v}` in a template string.  Arrays render as Array.prototype.join(",")
  * with null elements empty; depth is bounded by jansson's parser. */
-static void sb_js_value(struct sbuf *b, const json_t *v)
+static void sb_js_value(struct strbuf *b, const json_t *v)
 {
 	if (!v) {
-		sb_adds(b, "undefined");
+		strbuf_adds(b, "undefined");
 	} else if (json_is_string(v)) {
-		sb_add(b, json_string_value(v), json_string_length(v));
+		strbuf_add(b, json_string_value(v), json_string_length(v));
 	} else if (json_is_number(v)) {
 		sb_number(b, json_number_value(v));
 	} else if (json_is_true(v)) {
-		sb_adds(b, "true");
+		strbuf_adds(b, "true");
 	} else if (json_is_false(v)) {
-		sb_adds(b, "false");
+		strbuf_adds(b, "false");
 	} else if (json_is_null(v)) {
-		sb_adds(b, "null");
+		strbuf_adds(b, "null");
 	} else if (json_is_array(v)) {
 		for (size_t i = 0; i < json_array_size(v); i++) {
 			const json_t *e = json_array_get(v, i);
 			if (i)
-				sb_adds(b, ",");
+				strbuf_adds(b, ",");
 			if (!json_is_null(e))
 				sb_js_value(b, e);
 		}
 	} else {
-		sb_adds(b, "[object Object]");
+		strbuf_adds(b, "[object Object]");
 	}
 }
 
@@ -340,13 +318,13 @@ bool hello_verify(const char *canonical, const char *signature_hex, const char *
 char *hello_canonical_member(const char *mesh_id, const char *member_id, const char *pubkey,
 			     double timestamp)
 {
-	struct sbuf b = { 0 };
-	sb_adds(&b, mesh_id);
-	sb_adds(&b, "|");
-	sb_adds(&b, member_id);
-	sb_adds(&b, "|");
-	sb_adds(&b, pubkey);
-	sb_adds(&b, "|");
+	struct strbuf b = { 0 };
+	strbuf_adds(&b, mesh_id);
+	strbuf_adds(&b, "|");
+	strbuf_adds(&b, member_id);
+	strbuf_adds(&b, "|");
+	strbuf_adds(&b, pubkey);
+	strbuf_adds(&b, "|");
 	sb_number(&b, timestamp);
 	return b.p;
 }
@@ -354,12 +332,12 @@ char *hello_canonical_member(const char *mesh_id, const char *member_id, const c
 char *hello_canonical_attestation(const char *parent_pubkey, const char *session_pubkey,
 				  double expires_at)
 {
-	struct sbuf b = { 0 };
-	sb_adds(&b, "claudemesh-session-attest|");
-	sb_adds(&b, parent_pubkey);
-	sb_adds(&b, "|");
-	sb_adds(&b, session_pubkey);
-	sb_adds(&b, "|");
+	struct strbuf b = { 0 };
+	strbuf_adds(&b, "claudemesh-session-attest|");
+	strbuf_adds(&b, parent_pubkey);
+	strbuf_adds(&b, "|");
+	strbuf_adds(&b, session_pubkey);
+	strbuf_adds(&b, "|");
 	sb_number(&b, expires_at);
 	return b.p;
 }
@@ -367,14 +345,14 @@ char *hello_canonical_attestation(const char *parent_pubkey, const char *session
 char *hello_canonical_session(const char *mesh_id, const char *parent_pubkey,
 			      const char *session_pubkey, double timestamp)
 {
-	struct sbuf b = { 0 };
-	sb_adds(&b, "claudemesh-session-hello|");
-	sb_adds(&b, mesh_id);
-	sb_adds(&b, "|");
-	sb_adds(&b, parent_pubkey);
-	sb_adds(&b, "|");
-	sb_adds(&b, session_pubkey);
-	sb_adds(&b, "|");
+	struct strbuf b = { 0 };
+	strbuf_adds(&b, "claudemesh-session-hello|");
+	strbuf_adds(&b, mesh_id);
+	strbuf_adds(&b, "|");
+	strbuf_adds(&b, parent_pubkey);
+	strbuf_adds(&b, "|");
+	strbuf_adds(&b, session_pubkey);
+	strbuf_adds(&b, "|");
 	sb_number(&b, timestamp);
 	return b.p;
 }
@@ -440,7 +418,7 @@ static enum hello_reject check_member(const json_t *msg, double now, struct hell
 {
 	const json_t *spk_v = json_object_get(msg, "sessionPubkey");
 	const char *spk = NULL, *pubkey, *sig;
-	struct sbuf b = { 0 };
+	struct strbuf b = { 0 };
 	double ts;
 	bool ok;
 
@@ -457,11 +435,11 @@ static enum hello_reject check_member(const json_t *msg, double now, struct hell
 		return HR_MALFORMED;
 
 	sb_js_value(&b, json_object_get(msg, "meshId"));
-	sb_adds(&b, "|");
+	strbuf_adds(&b, "|");
 	sb_js_value(&b, json_object_get(msg, "memberId"));
-	sb_adds(&b, "|");
-	sb_adds(&b, pubkey);
-	sb_adds(&b, "|");
+	strbuf_adds(&b, "|");
+	strbuf_adds(&b, pubkey);
+	strbuf_adds(&b, "|");
 	sb_number(&b, ts);
 	ok = verify_raw(b.p, b.len, sig, pubkey);
 	xfree(b.p);
@@ -481,7 +459,7 @@ static enum hello_reject check_session(const json_t *msg, double now, struct hel
 {
 	const char *spk, *ppk, *a_spk, *a_ppk, *asig, *sig;
 	const json_t *att, *pmid;
-	struct sbuf b = { 0 };
+	struct strbuf b = { 0 };
 	double expires, ts;
 	char *canon;
 	bool ok;
@@ -519,13 +497,13 @@ static enum hello_reject check_session(const json_t *msg, double now, struct hel
 	sig = hex_field(msg, "signature", 128, false);
 	if (!sig)
 		return HR_SESSION_MALFORMED;
-	sb_adds(&b, "claudemesh-session-hello|");
+	strbuf_adds(&b, "claudemesh-session-hello|");
 	sb_js_value(&b, json_object_get(msg, "meshId"));
-	sb_adds(&b, "|");
-	sb_adds(&b, ppk);
-	sb_adds(&b, "|");
-	sb_adds(&b, spk);
-	sb_adds(&b, "|");
+	strbuf_adds(&b, "|");
+	strbuf_adds(&b, ppk);
+	strbuf_adds(&b, "|");
+	strbuf_adds(&b, spk);
+	strbuf_adds(&b, "|");
 	sb_number(&b, ts);
 	ok = verify_raw(b.p, b.len, sig, spk);
 	xfree(b.p);

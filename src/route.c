@@ -575,22 +575,10 @@ static void sent_done(struct db_job *j)
 	}
 }
 
-static void flush_acks(struct worker *w, struct route_batch *b)
-{
-	if (json_array_size(b->acks) == 0)
-		return;
-	char *text = json_dumps(b->acks, JSON_COMPACT);
-	json_array_clear(b->acks);
-	struct db_job *j = db_job_new(ack_many_sql, DB_JOB_WRITE, NULL, NULL, NULL);
-	db_job_param(j, text);
-	free(text);
-	db_submit(w->srv->db, j);
-}
-
 void route_flush(struct worker *w)
 {
 	struct route_batch *b = w->route_batch;
-	flush_acks(w, b);
+	db_submit_json_write(w->srv->db, ack_many_sql, b->acks);
 	if (b->n == 0)
 		return;
 	json_t *rows = json_array();

@@ -81,14 +81,7 @@ void worker_audit(struct worker *w, json_t *entry)
 static void flush_batches(struct worker *w)
 {
 	route_flush(w);
-	if (json_array_size(w->audit_batch) == 0)
-		return;
-	char *text = json_dumps(w->audit_batch, JSON_COMPACT);
-	json_array_clear(w->audit_batch);
-	struct db_job *j = db_job_new(AUDIT_SQL_APPEND_MANY, DB_JOB_WRITE, NULL, NULL, NULL);
-	db_job_param(j, text);
-	free(text);
-	db_submit(w->srv->db, j);
+	db_submit_json_write(w->srv->db, AUDIT_SQL_APPEND_MANY, w->audit_batch);
 }
 
 void worker_defer_migrate(struct worker *w, struct conn *c)

@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <jansson.h>
 #include <libpq-fe.h>
 
 #include "meshd/inbox.h"
@@ -86,6 +87,11 @@ void db_free(struct db *db);
 
 /* Any thread: hands the job over (ownership moves). */
 void db_submit(struct db *db, struct db_job *job);
+
+/* Any thread: a fire-and-forget write whose one parameter ($1) is `rows`
+ * as JSON text; rows is emptied (the caller keeps it for reuse).  Nothing
+ * is sent for an empty array. */
+void db_submit_json_write(struct db *db, const char *sql, json_t *rows);
 
 /* Any thread: the latest health verdict (false until the first ping succeeds). */
 bool db_healthy(const struct db *db);

@@ -4,6 +4,8 @@
 #include "config.h"
 
 #include <check.h>
+
+#include "check_run.h"
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,9 +218,5 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, acked_messages_survive_sigkill);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

@@ -11,6 +11,8 @@
 #include "config.h"
 
 #include <check.h>
+
+#include "check_run.h"
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1623,9 +1625,5 @@ int main(void)
 	tcase_add_test(tc, reattach_keeps_presence);
 	tcase_add_test(tc, eviction_peer_left_and_gauge);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

@@ -2,6 +2,8 @@
 #include "config.h"
 
 #include <check.h>
+
+#include "check_run.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,11 +99,5 @@ int main(void)
 	tcase_add_test(tc, starts_with_database_down);
 	tcase_add_test(tc, skip_migrate_leaves_schema_alone);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	/* The cluster is stopped and restarted: run the tests one after another
-	 * in this process's order (forking is fine, they are sequential). */
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

@@ -6,6 +6,8 @@
 #include "config.h"
 
 #include <check.h>
+
+#include "check_run.h"
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -445,11 +447,5 @@ static Suite *migrate_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(migrate_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(migrate_suite());
 }

@@ -2,6 +2,8 @@
 #include "config.h"
 
 #include <check.h>
+
+#include "check_run.h"
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,9 +84,5 @@ int main(void)
 	tcase_add_test(tc, sigint_closes_1001_and_exits_0);
 	tcase_add_test(tc, unresponsive_peers_do_not_block_exit);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

@@ -4,6 +4,8 @@
 #include "config.h"
 
 #include <check.h>
+
+#include "check_run.h"
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -653,11 +655,5 @@ static Suite *config_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(config_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(config_suite());
 }

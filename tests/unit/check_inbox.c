@@ -2,6 +2,8 @@
 #include "config.h"
 
 #include <check.h>
+
+#include "check_run.h"
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -107,9 +109,5 @@ int main(void)
 	tcase_add_test(tc, handoff_across_threads);
 	tcase_add_test(tc, one_wakeup_per_burst);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

@@ -4,6 +4,8 @@
 #include "config.h"
 
 #include <check.h>
+
+#include "check_run.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -571,9 +573,5 @@ int main(void)
 	tcase_add_test(jsonl, infer_dirent_budget);
 	suite_add_tcase(s, jsonl);
 
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }
