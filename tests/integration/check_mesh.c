@@ -16,6 +16,7 @@
 
 #include "itest.h"
 #include "meshd/audit.h"
+#include "meshd/shard.h"
 #include "meshtest.h"
 
 static struct broker B;
@@ -141,6 +142,8 @@ static void expect_multicast(struct mt_peer *to, const struct mt_peer *from, con
 START_TEST(multicast_targets_and_isolation)
 {
 	struct mc_identity x[4], y[4];
+	/* With 4 workers the two meshes live on different shards. */
+	ck_assert_int_ne(shard_owner("meshX", 4), shard_owner("meshY", 4));
 	seed("meshX", 4, x);
 	seed("meshY", 4, y);
 	const char *backend[] = { "backend", NULL }, *api[] = { "backend/api", NULL },
