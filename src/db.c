@@ -554,6 +554,13 @@ static void accept_job(struct db *db, struct db_job *j)
 		complete(db, j, false, NULL, "database unavailable");
 		return;
 	}
+	/* Writes wait for the database, but not without bound: past the cap a
+	 * new job fails at once (a send gets an error ack and is retried by
+	 * its client) instead of growing the broker's memory. */
+	if (db->pending.len >= (size_t)db->srv->cfg->db_max_pending_jobs) {
+		complete(db, j, false, NULL, "database unavailable: too many pending writes");
+		return;
+	}
 	q_push_back(&db->pending, j);
 }
 

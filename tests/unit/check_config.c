@@ -28,8 +28,8 @@ static const char *const all_env[] = {
 	"LEASE_GRACE_SECONDS", "CLAIM_LEASE_SECONDS", "HELLO_DEADLINE_SECONDS",
 	"PING_INTERVAL_SECONDS", "PONG_TIMEOUT_SECONDS", "TTL_SWEEP_INTERVAL_SECONDS",
 	"PENDING_STATUS_TTL_SECONDS", "CLAUDE_PROJECTS_DIR", "WS_MAX_MESSAGE_BYTES",
-	"CONN_MAX_OUTPUT_BYTES", "QUEUE_DEPTH_INTERVAL_SECONDS", "SHUTDOWN_TIMEOUT_SECONDS",
-	"MESHD_LOG_LEVEL",
+	"CONN_MAX_OUTPUT_BYTES", "QUEUE_DEPTH_INTERVAL_SECONDS", "DB_MAX_PENDING_JOBS",
+	"SHUTDOWN_TIMEOUT_SECONDS", "MESHD_LOG_LEVEL",
 };
 #define N_ENV (sizeof(all_env) / sizeof(all_env[0]))
 
@@ -40,7 +40,7 @@ static const char *const positive_env[] = {
 	"CLAIM_LEASE_SECONDS", "HELLO_DEADLINE_SECONDS", "PING_INTERVAL_SECONDS",
 	"PONG_TIMEOUT_SECONDS", "TTL_SWEEP_INTERVAL_SECONDS", "PENDING_STATUS_TTL_SECONDS",
 	"DB_PING_INTERVAL_SECONDS", "WS_MAX_MESSAGE_BYTES", "CONN_MAX_OUTPUT_BYTES",
-	"QUEUE_DEPTH_INTERVAL_SECONDS", "SHUTDOWN_TIMEOUT_SECONDS",
+	"QUEUE_DEPTH_INTERVAL_SECONDS", "DB_MAX_PENDING_JOBS", "SHUTDOWN_TIMEOUT_SECONDS",
 };
 #define N_POSITIVE (sizeof(positive_env) / sizeof(positive_env[0]))
 
@@ -140,6 +140,7 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(cfg.ws_max_message_bytes, 16777216);
 	ck_assert_uint_eq(cfg.conn_max_output_bytes, 8388608);
 	ck_assert_int_eq(cfg.queue_depth_interval_seconds, 30);
+	ck_assert_int_eq(cfg.db_max_pending_jobs, 100000);
 	ck_assert_int_eq(cfg.shutdown_timeout_seconds, 5);
 	ck_assert_int_eq(cfg.log_level, LOG_INFO);
 }
