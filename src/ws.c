@@ -15,11 +15,19 @@
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 struct ws {
-	wslay_event_context_ptr ctx;
+	wslay_event_context_ptr ctx;   /* NULL while parked (ws_park) */
 	struct evbuffer *in;
 	struct evbuffer *out;
 	const struct ws_handlers *h;
 	void *ud;
+	uint64_t max_message;
+	/* Where wslay is in the byte stream, from its own frame callbacks: it
+	 * may be parked only between frames, with nothing of a next frame
+	 * buffered inside it and no fragmented message open. */
+	uint64_t fed;                  /* bytes handed to wslay */
+	uint64_t framed;               /* bytes of the frames it completed */
+	uint64_t frame_len;            /* header + payload of the current frame */
+	bool fragmented;               /* a data message continues in a later frame */
 };
 
 void ws_accept_key(const char *key, size_t key_len, char out[WS_ACCEPT_KEY_LEN + 1])
@@ -58,7 +66,30 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
 		return -1;
 	}
+	ws->fed += (uint64_t)n;
 	return n;
+}
+
+/* A client frame's header: 2 bytes, the extended length, the 4-byte mask
+ * (wslay's server side refuses unmasked frames). */
+static uint64_t client_header_len(uint64_t payload)
+{
+	return 2 + (payload > 65535 ? 8 : payload > 125 ? 2 : 0) + 4;
+}
+
+static void frame_start_cb(wslay_event_context_ptr ctx,
+			   const struct wslay_event_on_frame_recv_start_arg *arg, void *user_data)
+{
+	struct ws *ws = user_data;
+	ws->frame_len = client_header_len(arg->payload_length) + arg->payload_length;
+	if (arg->opcode < 0x8) /* data or continuation; control frames interleave */
+		ws->fragmented = !arg->fin;
+}
+
+static void frame_end_cb(wslay_event_context_ptr ctx, void *user_data)
+{
+	struct ws *ws = user_data;
+	ws->framed += ws->frame_len;
 }
 
 /* The output evbuffer takes everything; the connection bounds its size. */
@@ -95,8 +126,25 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 static const struct wslay_event_callbacks callbacks = {
 	.recv_callback = recv_cb,
 	.send_callback = send_cb,
+	.on_frame_recv_start_callback = frame_start_cb,
+	.on_frame_recv_end_callback = frame_end_cb,
 	.on_msg_recv_callback = msg_cb,
 };
+
+/* (Re)creates the wslay context of a new or parked session. */
+static bool ensure(struct ws *ws)
+{
+	if (ws->ctx)
+		return true;
+	if (wslay_event_context_server_init(&ws->ctx, &callbacks, ws) != 0) {
+		ws->ctx = NULL;
+		return false;
+	}
+	wslay_event_config_set_max_recv_msg_length(ws->ctx, ws->max_message);
+	ws->fed = ws->framed = ws->frame_len = 0;
+	ws->fragmented = false;
+	return true;
+}
 
 struct ws *ws_new(struct evbuffer *in, struct evbuffer *out, uint64_t max_message,
 		  const struct ws_handlers *h, void *ud)
@@ -106,11 +154,11 @@ struct ws *ws_new(struct evbuffer *in, struct evbuffer *out, uint64_t max_messag
 	ws->out = out;
 	ws->h = h;
 	ws->ud = ud;
-	if (wslay_event_context_server_init(&ws->ctx, &callbacks, ws) != 0) {
+	ws->max_message = max_message;
+	if (!ensure(ws)) {
 		xfree(ws);
 		return NULL;
 	}
-	wslay_event_config_set_max_recv_msg_length(ws->ctx, max_message);
 	return ws;
 }
 
@@ -118,8 +166,27 @@ void ws_free(struct ws *ws)
 {
 	if (!ws)
 		return;
-	wslay_event_context_free(ws->ctx);
+	if (ws->ctx)
+		wslay_event_context_free(ws->ctx);
 	xfree(ws);
+}
+
+bool ws_park(struct ws *ws)
+{
+	if (!ws->ctx)
+		return true;
+	if (ws->fed != ws->framed || ws->fragmented || evbuffer_get_length(ws->in) > 0 ||
+	    wslay_event_want_write(ws->ctx) || !wslay_event_want_read(ws->ctx) ||
+	    wslay_event_get_close_sent(ws->ctx) || wslay_event_get_close_received(ws->ctx))
+		return false;
+	wslay_event_context_free(ws->ctx);
+	ws->ctx = NULL;
+	return true;
+}
+
+bool ws_parked(const struct ws *ws)
+{
+	return ws->ctx == NULL;
 }
 
 void ws_rebind(struct ws *ws, struct evbuffer *in, struct evbuffer *out)
@@ -130,13 +197,19 @@ void ws_rebind(struct ws *ws, struct evbuffer *in, struct evbuffer *out)
 
 bool ws_flush(struct ws *ws)
 {
-	if (!wslay_event_want_write(ws->ctx))
+	if (!ws->ctx || !wslay_event_want_write(ws->ctx))
 		return true;
 	return wslay_event_send(ws->ctx) == 0;
 }
 
 bool ws_pump(struct ws *ws)
 {
+	if (!ws->ctx) {
+		if (evbuffer_get_length(ws->in) == 0)
+			return true;
+		if (!ensure(ws))
+			return false;
+	}
 	if (wslay_event_want_read(ws->ctx) && evbuffer_get_length(ws->in) > 0) {
 		if (wslay_event_recv(ws->ctx) != 0)
 			return false;
@@ -149,18 +222,24 @@ bool ws_pump(struct ws *ws)
 
 bool ws_send_text(struct ws *ws, const char *data, size_t len)
 {
+	if (!ensure(ws))
+		return false;
 	struct wslay_event_msg m = { WSLAY_TEXT_FRAME, (const uint8_t *)data, len };
 	return wslay_event_queue_msg(ws->ctx, &m) == 0;
 }
 
 bool ws_send_ping(struct ws *ws)
 {
+	if (!ensure(ws))
+		return false;
 	struct wslay_event_msg m = { WSLAY_PING, NULL, 0 };
 	return wslay_event_queue_msg(ws->ctx, &m) == 0;
 }
 
 bool ws_send_close(struct ws *ws, uint16_t code, const char *reason)
 {
+	if (!ensure(ws))
+		return false;
 	size_t len = reason ? strlen(reason) : 0;
 	if (len > 123)
 		len = 123;
@@ -169,10 +248,12 @@ bool ws_send_close(struct ws *ws, uint16_t code, const char *reason)
 
 bool ws_finished(const struct ws *ws)
 {
+	if (!ws->ctx)
+		return false; /* parked: open and idle */
 	return !wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx);
 }
 
 bool ws_close_sent(const struct ws *ws)
 {
-	return wslay_event_get_close_sent(ws->ctx) != 0;
+	return ws->ctx && wslay_event_get_close_sent(ws->ctx) != 0;
 }

@@ -45,6 +45,7 @@ struct conn {
 	int64_t hello_deadline_ms; /* CONN_WS before hello */
 	int64_t next_ping_ms;
 	int64_t last_pong_ms;
+	int64_t last_data_ms;      /* last text/binary message (for parking wslay) */
 	bool hello_done;
 	long long body_skip;       /* request-body bytes still to discard */
 	bool http_close;           /* the request being answered ends the connection */

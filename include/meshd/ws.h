@@ -42,6 +42,13 @@ bool ws_client_key_valid(const char *key, size_t key_len);
 struct ws *ws_new(struct evbuffer *in, struct evbuffer *out, uint64_t max_message,
 		  const struct ws_handlers *h, void *ud);
 void ws_free(struct ws *ws);
+/* Parks an idle session: wslay's context (~9 KiB: its frame buffers) is
+ * freed when it sits exactly between frames with nothing queued, and made
+ * again by the next byte in or frame out.  What keeps an idle peer cheap.
+ * False (nothing done) when it is not at such a point. */
+bool ws_park(struct ws *ws);
+bool ws_parked(const struct ws *ws);
+
 /* Points the session at other buffers (the connection moved workers). */
 void ws_rebind(struct ws *ws, struct evbuffer *in, struct evbuffer *out);
 

@@ -148,6 +148,55 @@ START_TEST(text_and_close_frames_are_unmasked_server_frames)
 }
 END_TEST
 
+/* Parking frees wslay only between frames and resumes transparently. */
+START_TEST(park_between_frames_only)
+{
+	struct evbuffer *in = evbuffer_new(), *out = evbuffer_new();
+	struct seen s = { 0 };
+	struct ws *ws = ws_new(in, out, 1 << 20, &handlers, &s);
+	ck_assert(ws_park(ws)); /* fresh: between frames */
+	ck_assert(ws_parked(ws));
+
+	struct evbuffer *wire = evbuffer_new();
+	client_frame(wire, 0x1, "{\"type\":\"a\"}", 12);
+	unsigned char frame[64];
+	size_t len = evbuffer_remove(wire, frame, sizeof(frame));
+	/* Half a frame: wslay holds it, so it must not be parked. */
+	evbuffer_add(in, frame, 5);
+	ck_assert(ws_pump(ws));
+	ck_assert(!ws_parked(ws));
+	ck_assert(!ws_park(ws));
+	evbuffer_add(in, frame + 5, len - 5);
+	ck_assert(ws_pump(ws));
+	ck_assert_int_eq(s.messages, 1);
+	ck_assert(ws_park(ws));
+
+	/* A fragmented message open across frames: not parkable until it ends. */
+	uint8_t first[2 + 4 + 2] = { 0x01, 0x80 | 2, 0, 0, 0, 0, 'h', 'i' };
+	evbuffer_add(in, first, sizeof(first));
+	ck_assert(ws_pump(ws));
+	ck_assert(!ws_park(ws));
+	uint8_t last[2 + 4 + 1] = { 0x80, 0x80 | 1, 0, 0, 0, 0, '!' };
+	evbuffer_add(in, last, sizeof(last));
+	ck_assert(ws_pump(ws));
+	ck_assert_int_eq(s.messages, 2);
+	ck_assert_str_eq(s.last, "hi!");
+	ck_assert(ws_park(ws));
+
+	/* Sending from a parked session works (it is made again). */
+	ck_assert(ws_send_ping(ws));
+	ck_assert(ws_flush(ws));
+	unsigned char ping[2];
+	ck_assert_int_eq(evbuffer_remove(out, ping, 2), 2);
+	ck_assert_int_eq(ping[0], 0x89);
+	ck_assert(ws_park(ws));
+	ws_free(ws);
+	evbuffer_free(in);
+	evbuffer_free(out);
+	evbuffer_free(wire);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ws");
@@ -157,6 +206,7 @@ int main(void)
 	tcase_add_test(tc, pump_delivers_messages_split_anywhere);
 	tcase_add_test(tc, oversize_message_closes_1009);
 	tcase_add_test(tc, text_and_close_frames_are_unmasked_server_frames);
+	tcase_add_test(tc, park_between_frames_only);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }
