@@ -17,6 +17,7 @@
 #include "meshd/config.h"
 #include "meshd/db.h"
 #include "meshd/log.h"
+#include "meshd/map.h"
 #include "meshd/metrics.h"
 #include "meshd/server.h"
 #include "meshd/thread.h"
@@ -29,7 +30,7 @@
 
 enum db_state { DB_DOWN, DB_CONNECTING, DB_READY };
 
-enum slot_kind { SLOT_BEGIN, SLOT_COMMIT, SLOT_JOB };
+enum slot_kind { SLOT_BEGIN, SLOT_COMMIT, SLOT_PREPARE, SLOT_JOB };
 
 struct slot {
 	enum slot_kind kind;
@@ -69,7 +70,13 @@ struct db {
 	bool stopping;
 
 	struct jobq pending;
-	struct slot batch[BATCH_MAX + 2];
+	/* Each job has a prepare in front of it at most: 2 slots per job. */
+	struct slot batch[2 * BATCH_MAX + 2];
+	/* Statements prepared on this connection: SQL text -> name.  Every
+	 * job's SQL is a static string, so it is parsed and planned once per
+	 * connection instead of once per execution. */
+	struct map prepared;
+	unsigned nprepared;
 	int nslots;
 	int cursor;       /* slot receiving results */
 	bool cursor_has_result;
@@ -199,6 +206,16 @@ static void fail_fast_jobs(struct db *db, struct jobq *q)
 
 /* ---- health and connection ------------------------------------------- */
 
+static void forget_prepared(struct db *db)
+{
+	const char *k;
+	void *v;
+	for (size_t i = 0; map_next(&db->prepared, &i, &k, &v);)
+		xfree(v);
+	map_free(&db->prepared);
+	map_init(&db->prepared);
+}
+
 static void set_healthy(struct db *db, bool up)
 {
 	bool was = atomic_exchange(&db->healthy, up);
@@ -249,6 +266,7 @@ static void connection_lost(struct db *db, const char *why)
 		PQfinish(db->pg);
 		db->pg = NULL;
 	}
+	forget_prepared(db);
 	db->failures++;
 	db->state = DB_DOWN;
 	set_healthy(db, false);
@@ -383,16 +401,44 @@ static void depth_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- batches ----------------------------------------------------------- */
 
-static bool send_one(struct db *db, const char *sql, struct db_job *j)
-{
-	int n = j ? j->nparams : 0;
-	const char *const *params = j ? (const char *const *)j->params : NULL;
-	return PQsendQueryParams(db->pg, sql, n, NULL, params, NULL, NULL, 0) == 1;
-}
-
 static void add_slot(struct db *db, enum slot_kind kind, struct db_job *j)
 {
 	db->batch[db->nslots++] = (struct slot){ .kind = kind, .job = j, .res = NULL };
+}
+
+static bool send_plain(struct db *db, const char *sql)
+{
+	return PQsendQueryParams(db->pg, sql, 0, NULL, NULL, NULL, NULL, 0) == 1;
+}
+
+/* A job's statement, prepared first if this connection has not seen it.
+ * Its slots are taken before anything is sent, so a failure midway leaves
+ * the job where requeue_in_flight() finds it. */
+static bool send_job(struct db *db, struct db_job *j)
+{
+	const char *name = map_get(&db->prepared, j->sql);
+	bool prepare = name == NULL;
+	if (prepare) {
+		char buf[24];
+		snprintf(buf, sizeof(buf), "m%u", db->nprepared++);
+		name = xstrdup(buf);
+		map_put(&db->prepared, j->sql, (void *)name);
+		add_slot(db, SLOT_PREPARE, j);
+	}
+	add_slot(db, SLOT_JOB, j);
+	if (prepare && PQsendPrepare(db->pg, name, j->sql, j->nparams, NULL) != 1)
+		return false;
+	return PQsendQueryPrepared(db->pg, name, j->nparams, (const char *const *)j->params, NULL,
+				   NULL, 0) == 1;
+}
+
+/* Jobs taken for a batch but never sent go back to the front, in order. */
+static void unsend(struct db *db, struct db_job **jobs, int n)
+{
+	struct jobq back = { 0 };
+	for (int i = 0; i < n; i++)
+		q_push_back(&back, jobs[i]);
+	q_prepend(&db->pending, &back);
 }
 
 static void flush_output(struct db *db)
@@ -427,19 +473,20 @@ static void send_batch(struct db *db)
 	db->cursor = 0;
 	db->cursor_has_result = false;
 	bool ok = true;
+	int w_sent = 0, r_sent = 0;
 	if (nw) {
 		add_slot(db, SLOT_BEGIN, NULL);
-		ok = ok && send_one(db, "BEGIN", NULL);
-		for (int i = 0; i < nw; i++) {
-			add_slot(db, SLOT_JOB, writes[i]);
-			ok = ok && send_one(db, writes[i]->sql, writes[i]);
-		}
+		ok = send_plain(db, "BEGIN");
+		while (ok && w_sent < nw)
+			ok = send_job(db, writes[w_sent++]);
 		add_slot(db, SLOT_COMMIT, NULL);
-		ok = ok && send_one(db, "COMMIT", NULL);
+		ok = ok && send_plain(db, "COMMIT");
 	}
-	for (int i = 0; i < nr; i++) {
-		add_slot(db, SLOT_JOB, reads[i]);
-		ok = ok && send_one(db, reads[i]->sql, reads[i]);
+	while (ok && r_sent < nr)
+		ok = send_job(db, reads[r_sent++]);
+	if (!ok) {
+		unsend(db, reads + r_sent, nr - r_sent);
+		unsend(db, writes + w_sent, nw - w_sent);
 	}
 	db->in_flight = true;
 	atomic_fetch_add_explicit(&db->batches, 1, memory_order_relaxed);
@@ -464,6 +511,10 @@ static void finish_batch(struct db *db)
 		struct slot *s = &db->batch[i];
 		PGresult *res = s->res;
 		s->res = NULL;
+		if (s->kind == SLOT_PREPARE && (!res || PQresultStatus(res) != PGRES_COMMAND_OK)) {
+			/* Not prepared after all: prepare again on the next use. */
+			xfree(map_del(&db->prepared, s->job->sql));
+		}
 		if (s->kind != SLOT_JOB) {
 			PQclear(res);
 			continue;
@@ -624,6 +675,7 @@ struct db *db_new(struct server *srv, const char *database_url)
 	event_config_free(ec);
 	if (!db->base || !inbox_init(&db->inbox))
 		die("db_init_failed", "");
+	map_init(&db->prepared);
 	db->inbox_ev = event_new(db->base, inbox_fd(&db->inbox), EV_READ | EV_PERSIST, inbox_cb, db);
 	db->timer = evtimer_new(db->base, timer_cb, db);
 	db->depth_timer = evtimer_new(db->base, depth_timer_cb, db);
@@ -678,6 +730,8 @@ void db_free(struct db *db)
 	event_free(db->orphan_timer);
 	if (db->pg)
 		PQfinish(db->pg);
+	forget_prepared(db);
+	map_free(&db->prepared);
 	event_base_free(db->base);
 	inbox_destroy(&db->inbox);
 	xfree(db->url);

@@ -10,10 +10,19 @@
 
 static const char base62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
+/* One randombytes_buf() per id, not one per character (libsodium 1.0.18
+ * makes a getrandom syscall per call).  Uniform by rejection: a byte is
+ * used only below 248 = 4 * 62. */
 void id_new(char out[ID_LEN + 1])
 {
-	for (int i = 0; i < ID_LEN; i++)
-		out[i] = base62[randombytes_uniform(62)];
+	uint8_t r[64];
+	int n = 0;
+	while (n < ID_LEN) {
+		randombytes_buf(r, sizeof(r));
+		for (size_t i = 0; i < sizeof(r) && n < ID_LEN; i++)
+			if (r[i] < 248)
+				out[n++] = base62[r[i] % 62];
+	}
 	out[ID_LEN] = '\0';
 }
 

@@ -562,6 +562,7 @@ static void sent_done(struct db_job *j)
 		if (!from)
 			continue;
 		if (r->cls == TARGET_BROADCAST || r->cls == TARGET_GROUP) {
+			mesh_remember_multicast(from->mesh, r->id);
 			fan_out_multicast(from, r);
 		} else if (r->cls == TARGET_DIRECT) {
 			struct presence *to = r->claim[0] ? shard_presence(sh, r->mesh_id, r->claim) : NULL;
@@ -772,6 +773,10 @@ void route_client_ack(struct conn *c, const json_t *msg)
 	const char *cid = opt_string(msg, "clientMessageId");
 	const char *bid = opt_string(msg, "brokerMessageId");
 	if (!cid && !bid)
+		return;
+	/* The daemon acks multicast pushes too (by messageId, which it also
+	 * sends as clientMessageId): those rows are delivered already. */
+	if (mesh_is_recent_multicast(p->mesh, bid ? bid : cid))
 		return;
 	json_t *a = json_object();
 	json_object_set_new(a, "mesh", json_string(p->mesh->id));

@@ -1,6 +1,7 @@
 /* shard — meshes, members, presences and their indexes; see include/meshd/shard.h. */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include <event2/event.h>
@@ -71,6 +72,8 @@ static void mesh_free(struct mesh *m)
 		presence_free(p);
 	}
 	json_decref(m->self_editable);
+	map_free(&m->recent_multicast);
+	xfree(m->recent_ids);
 	xfree(m->id);
 	xfree(m);
 }
@@ -100,6 +103,7 @@ struct mesh *shard_mesh(struct shard *s, const char *mesh_id, bool create)
 	map_init(&m->by_key);
 	map_init(&m->by_id);
 	map_init(&m->members);
+	map_init(&m->recent_multicast);
 	map_put(&s->meshes, m->id, m);
 	return m;
 }
@@ -261,6 +265,23 @@ struct presence *shard_presence(struct shard *s, const char *mesh_id, const char
 {
 	struct mesh *m = map_get(&s->meshes, mesh_id);
 	return m ? map_get(&m->by_id, presence_id) : NULL;
+}
+
+void mesh_remember_multicast(struct mesh *m, const char *id)
+{
+	if (!m->recent_ids)
+		m->recent_ids = xcalloc(MESH_RECENT_MULTICAST, sizeof(*m->recent_ids));
+	char *slot = m->recent_ids[m->recent_next];
+	if (slot[0])
+		map_del(&m->recent_multicast, slot);
+	snprintf(slot, ID_LEN + 1, "%s", id);
+	map_put(&m->recent_multicast, slot, slot);
+	m->recent_next = (m->recent_next + 1) % MESH_RECENT_MULTICAST;
+}
+
+bool mesh_is_recent_multicast(const struct mesh *m, const char *id)
+{
+	return id && map_get(&m->recent_multicast, id) != NULL;
 }
 
 const char *presence_pubkey(const struct presence *p)

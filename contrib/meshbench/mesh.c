@@ -1,18 +1,11 @@
-/* mesh — a seeded mesh, its peers and their hellos, DM crypto, and the
- * broker's /proc and /metrics.  Thread: the one running the run's base.
+/* mesh — seeding meshes and members with SQL, PostgreSQL counters, and DM
+ * crypto between members.  Any thread (each object is its caller's).
  */
 #include "config.h"
 
-#include <arpa/inet.h>
-#include <dirent.h>
-#include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
 
 #include <libpq-fe.h>
 #include <sodium.h>
@@ -85,14 +78,14 @@ long mb_mesh_find(const struct mb_mesh *m, const char *pk_hex)
 	size_t got = 0, s;
 	uint64_t h;
 
-	if (!pk_hex || !m->nslots || strlen(pk_hex) != MC_PK_HEX_LEN ||
+	if (!pk_hex || !m->nslots ||
 	    sodium_hex2bin(pk8, sizeof(pk8), pk_hex, 16, NULL, &got, NULL) != 0 || got != 8)
 		return -1;
 	memcpy(&h, pk8, sizeof(h));
 	for (s = h & (m->nslots - 1); m->slots[s]; s = (s + 1) & (m->nslots - 1)) {
 		uint32_t i = m->slots[s] - 1;
 
-		if (strcmp(m->m[i].key.pk_hex, pk_hex) == 0)
+		if (memcmp(m->m[i].key.pk_hex, pk_hex, MC_PK_HEX_LEN) == 0)
 			return (long)i;
 	}
 	return -1;
@@ -116,19 +109,82 @@ static bool gen_members(struct mb_mesh *m, size_t n)
 	return index_keys(m);
 }
 
-bool mb_mesh_seed(const char *url, size_t n, struct mb_mesh *m, char *err, size_t errlen)
+static bool gen_meshes(struct mb_mesh *m, size_t n, size_t per_mesh)
+{
+	m->per_mesh = per_mesh && per_mesh < n ? per_mesh : 0;
+	m->nmeshes = m->per_mesh ? (n + per_mesh - 1) / per_mesh : 1;
+	m->ids = calloc(m->nmeshes, sizeof(*m->ids));
+	if (!m->ids)
+		return false;
+	for (size_t i = 0; i < m->nmeshes; i++)
+		mc_random_id(m->ids[i], sizeof(m->ids[i]));
+	memcpy(m->id, m->ids[0], sizeof(m->id));
+	return true;
+}
+
+const char *mb_mesh_id_of(const struct mb_mesh *m, size_t i)
+{
+	return m->ids[m->per_mesh ? i / m->per_mesh : 0];
+}
+
+bool mb_mesh_generate(struct mb_mesh *m, size_t n)
+{
+	memset(m, 0, sizeof(*m));
+	if (gen_meshes(m, n, 0) && gen_members(m, n))
+		return true;
+	mb_mesh_free(m);
+	return false;
+}
+
+/* The members, all at once: COPY … FROM STDIN. */
+static bool copy_members(PGconn *c, const struct mb_mesh *m, char *err, size_t errlen)
+{
+	PGresult *res = PQexec(c, "COPY mesh.member(id, mesh_id, peer_pubkey, display_name)"
+			       " FROM STDIN");
+	bool ok = PQresultStatus(res) == PGRES_COPY_IN;
+
+	PQclear(res);
+	if (!ok) {
+		snprintf(err, errlen, "COPY: %s", PQerrorMessage(c));
+		return false;
+	}
+	for (size_t i = 0; ok && i < m->n; i++) {
+		char line[200];
+		int len = snprintf(line, sizeof(line), "%s\t%s\t%s\tmb-%zu\n", m->m[i].id,
+				   mb_mesh_id_of(m, i), m->m[i].key.pk_hex, i);
+
+		ok = PQputCopyData(c, line, len) == 1;
+	}
+	if (PQputCopyEnd(c, ok ? NULL : "meshbench gave up") != 1)
+		ok = false;
+	if (!ok)
+		snprintf(err, errlen, "COPY: %s", PQerrorMessage(c));
+	while ((res = PQgetResult(c))) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			if (ok)
+				snprintf(err, errlen, "COPY: %s", PQresultErrorMessage(res));
+			ok = false;
+		}
+		PQclear(res);
+	}
+	return ok;
+}
+
+bool mb_mesh_seed(const char *url, size_t n, size_t per_mesh, struct mb_mesh *m, char *err,
+		  size_t errlen)
 {
 	PGconn *c;
-	char name[64], slug[64];
-	const char *mp[3];
+	char name[64];
+	const char *mp[2] = { NULL, name };
 	bool ok = false;
 
 	memset(m, 0, sizeof(*m));
-	if (!gen_members(m, n)) {
+	*err = '\0';
+	if (!gen_meshes(m, n, per_mesh) || !gen_members(m, n)) {
 		snprintf(err, errlen, "cannot generate %zu key pairs", n);
+		mb_mesh_free(m);
 		return false;
 	}
-	mc_random_id(m->id, sizeof(m->id));
 	c = PQconnectdb(url);
 	if (PQstatus(c) != CONNECTION_OK) {
 		snprintf(err, errlen, "database: %s", PQerrorMessage(c));
@@ -140,51 +196,14 @@ bool mb_mesh_seed(const char *url, size_t n, struct mb_mesh *m, char *err, size_
 		     " VALUES ('meshbench', 'meshbench', 'meshbench@meshbench.invalid')"
 		     " ON CONFLICT DO NOTHING", 0, NULL, err, errlen))
 		goto out;
-	snprintf(name, sizeof(name), "meshbench-%.8s", m->id);
-	snprintf(slug, sizeof(slug), "meshbench-%.8s", m->id);
-	mp[0] = m->id;
-	mp[1] = name;
-	mp[2] = slug;
-	if (!exec_ok(c, "INSERT INTO mesh.mesh(id, name, slug, owner_user_id)"
-		     " VALUES ($1, $2, $3, 'meshbench')", 3, mp, err, errlen))
-		goto out;
-	{
-		PGresult *res = PQexec(c, "COPY mesh.member(id, mesh_id, peer_pubkey, display_name)"
-				       " FROM STDIN");
-		bool copy = PQresultStatus(res) == PGRES_COPY_IN;
-
-		if (!copy)
-			snprintf(err, errlen, "COPY: %s", PQresultErrorMessage(res));
-		PQclear(res);
-		if (!copy)
+	for (size_t i = 0; i < m->nmeshes; i++) {
+		snprintf(name, sizeof(name), "meshbench-%.8s", m->ids[i]);
+		mp[0] = m->ids[i];
+		if (!exec_ok(c, "INSERT INTO mesh.mesh(id, name, slug, owner_user_id)"
+			     " VALUES ($1, $2, $2, 'meshbench')", 2, mp, err, errlen))
 			goto out;
 	}
-	for (size_t i = 0; i < n; i++) {
-		char line[200];
-		int len = snprintf(line, sizeof(line), "%s\t%s\t%s\tmb-%zu\n", m->m[i].id, m->id,
-				   m->m[i].key.pk_hex, i);
-
-		if (PQputCopyData(c, line, len) != 1) {
-			snprintf(err, errlen, "COPY: %s", PQerrorMessage(c));
-			goto out;
-		}
-	}
-	if (PQputCopyEnd(c, NULL) != 1) {
-		snprintf(err, errlen, "COPY: %s", PQerrorMessage(c));
-		goto out;
-	}
-	{
-		PGresult *res;
-
-		ok = true;
-		while ((res = PQgetResult(c))) {
-			if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-				snprintf(err, errlen, "COPY: %s", PQresultErrorMessage(res));
-				ok = false;
-			}
-			PQclear(res);
-		}
-	}
+	ok = copy_members(c, m, err, errlen);
 out:
 	PQfinish(c);
 	if (!ok)
@@ -195,13 +214,102 @@ out:
 bool mb_mesh_delete(const char *url, const struct mb_mesh *m)
 {
 	PGconn *c = PQconnectdb(url);
-	const char *p[1] = { m->id };
-	char err[256];
-	bool ok = PQstatus(c) == CONNECTION_OK &&
-		  exec_ok(c, "DELETE FROM mesh.mesh WHERE id = $1", 1, p, err, sizeof(err));
+	char err[256], *arr = malloc(m->nmeshes * 33 + 3), *w = arr;
+	const char *p[1] = { arr };
+	bool ok;
 
+	if (!arr) {
+		PQfinish(c);
+		return false;
+	}
+	/* ids are base62: a plain array literal */
+	*w++ = '{';
+	for (size_t i = 0; i < m->nmeshes; i++)
+		w += sprintf(w, "%s%s", i ? "," : "", m->ids[i]);
+	*w++ = '}';
+	*w = '\0';
+	ok = PQstatus(c) == CONNECTION_OK &&
+	     exec_ok(c, "DELETE FROM mesh.mesh WHERE id = ANY($1::text[])", 1, p, err, sizeof(err));
 	PQfinish(c);
+	free(arr);
 	return ok;
+}
+
+bool mb_dbstat_read(const char *url, struct mb_dbstat *s)
+{
+	PGconn *c = PQconnectdb(url);
+	PGresult *res;
+
+	memset(s, 0, sizeof(*s));
+	if (PQstatus(c) != CONNECTION_OK) {
+		PQfinish(c);
+		return false;
+	}
+	res = PQexec(c, "SELECT xact_commit, xact_rollback, tup_inserted, tup_updated, tup_deleted,"
+		     " pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')"
+		     " FROM pg_stat_database WHERE datname = current_database()");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+		s->commits = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		s->rollbacks = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+		s->inserted = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+		s->updated = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+		s->deleted = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+		s->wal_bytes = strtod(PQgetvalue(res, 0, 5), NULL);
+		s->ok = true;
+	}
+	PQclear(res);
+	PQfinish(c);
+	return s->ok;
+}
+
+json_t *mb_dbstat_json(const struct mb_dbstat *b, const struct mb_dbstat *a, double n)
+{
+	double d = n > 0 ? n : 1;
+
+	if (!b->ok || !a->ok)
+		return json_null();
+	return json_pack("{s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f}",
+			 "commits", (json_int_t)(a->commits - b->commits),
+			 "rollbacks", (json_int_t)(a->rollbacks - b->rollbacks),
+			 "rows_inserted", (json_int_t)(a->inserted - b->inserted),
+			 "rows_updated", (json_int_t)(a->updated - b->updated),
+			 "wal_mb", (a->wal_bytes - b->wal_bytes) / 1048576.0,
+			 "commits_per_msg", (double)(a->commits - b->commits) / d,
+			 "inserts_per_msg", (double)(a->inserted - b->inserted) / d,
+			 "updates_per_msg", (double)(a->updated - b->updated) / d,
+			 "wal_bytes_per_msg", (a->wal_bytes - b->wal_bytes) / d);
+}
+
+void mb_dbstat_print(const struct mb_dbstat *b, const struct mb_dbstat *a, double n)
+{
+	double d = n > 0 ? n : 1;
+
+	if (!b->ok || !a->ok)
+		return;
+	printf("  database counters (approximate): %lld commits (%.3f per message), rows inserted"
+	       " %.2f / updated %.2f per message, WAL %.1f MB (%.0f bytes per message)\n",
+	       a->commits - b->commits, (double)(a->commits - b->commits) / d,
+	       (double)(a->inserted - b->inserted) / d, (double)(a->updated - b->updated) / d,
+	       (a->wal_bytes - b->wal_bytes) / 1048576.0, (a->wal_bytes - b->wal_bytes) / d);
+}
+
+long long mb_queue_pending(const char *url, const struct mb_mesh *m)
+{
+	PGconn *c = PQconnectdb(url);
+	const char *p[1] = { m->id };
+	long long n = -1;
+	PGresult *res;
+
+	if (PQstatus(c) == CONNECTION_OK) {
+		res = PQexecParams(c, "SELECT count(*) FROM mesh.message_queue"
+				   " WHERE mesh_id = $1 AND delivered_at IS NULL", 1, NULL, p, NULL,
+				   NULL, 0);
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+			n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		PQclear(res);
+	}
+	PQfinish(c);
+	return n;
 }
 
 void mb_mesh_free(struct mb_mesh *m)
@@ -210,8 +318,10 @@ void mb_mesh_free(struct mb_mesh *m)
 		sodium_memzero(m->m, m->n * sizeof(*m->m));
 	free(m->m);
 	free(m->slots);
+	free(m->ids);
 	m->m = NULL;
 	m->slots = NULL;
+	m->ids = NULL;
 	m->n = m->nslots = 0;
 }
 
@@ -369,516 +479,4 @@ out:
 	mb_crypto_free(fast);
 	mb_mesh_free(&m);
 	return ok;
-}
-
-/* ------------------------------------------------------------------ peers */
-
-static void peer_open(struct mb_ws *ws);
-static void peer_msg(struct mb_ws *ws, const char *data, size_t len, uint64_t rx_ns);
-static void peer_closed(struct mb_ws *ws, const char *why);
-
-static const struct mb_ws_ops peer_ws_ops = {
-	.open = peer_open,
-	.msg = peer_msg,
-	.closed = peer_closed,
-};
-
-bool mb_resolve(const struct mb_opts *o, struct sockaddr_in *dst, char *host_hdr, size_t len)
-{
-	struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM }, *ai = NULL;
-
-	memset(dst, 0, sizeof(*dst));
-	if (getaddrinfo(o->host, NULL, &hints, &ai) != 0 || !ai) {
-		fprintf(stderr, "meshbench: cannot resolve %s (IPv4)\n", o->host);
-		return false;
-	}
-	memcpy(dst, ai->ai_addr, sizeof(*dst));
-	dst->sin_port = htons((uint16_t)o->port);
-	freeaddrinfo(ai);
-	snprintf(host_hdr, len, "%s:%d", o->host, o->port);
-	return true;
-}
-
-static void deadline_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct mb_run *r = arg;
-
-	r->timed_out = true;
-	event_base_loopbreak(r->base);
-}
-
-bool mb_run_init(struct mb_run *r, const struct mb_opts *o, struct event_base *base,
-		 size_t npeers, const struct mb_peer_ops *ops, void *scenario)
-{
-	char err[512];
-	bool seeded = r->mesh.n > 0;    /* the caller seeded (idle's children) */
-
-	r->o = o;
-	r->base = base;
-	r->ops = ops;
-	r->scenario = scenario;
-	r->npeers = npeers;
-	r->rng.s = o->seed;
-	mc_random_id(r->run_id, sizeof(r->run_id));
-	if (!mb_resolve(o, &r->dst, r->host_hdr, sizeof(r->host_hdr)))
-		return false;
-	if (!seeded) {
-		uint64_t t0 = mb_now_ns();
-
-		if (!mb_mesh_seed(o->db_url, npeers, &r->mesh, err, sizeof(err))) {
-			fprintf(stderr, "meshbench: seeding failed: %s\n", err);
-			return false;
-		}
-		if (!o->quiet)
-			fprintf(stderr, "meshbench: seeded mesh %s with %zu members (%.2f s)\n",
-				r->mesh.id, npeers, (double)(mb_now_ns() - t0) / MB_NS_PER_S);
-		r->own_mesh = true;
-	}
-	r->crypto = mb_crypto_new(&r->mesh, o->full_crypto);
-	r->peers = calloc(npeers ? npeers : 1, sizeof(*r->peers));
-	r->deadline = evtimer_new(base, deadline_cb, r);
-	if (!r->crypto || !r->peers || !r->deadline) {
-		fprintf(stderr, "meshbench: out of memory\n");
-		return false;
-	}
-	for (size_t i = 0; i < npeers; i++) {
-		r->peers[i].run = r;
-		r->peers[i].idx = (uint32_t)i;
-	}
-	return true;
-}
-
-static bool peer_start(struct mb_run *r, struct mb_peer *p)
-{
-	struct sockaddr_in src, *srcp = NULL;
-
-	if (r->per_src) {
-		memset(&src, 0, sizeof(src));
-		src.sin_family = AF_INET;
-		src.sin_addr.s_addr = htonl(0x7f000002u + (uint32_t)(p->idx / r->per_src));
-		srcp = &src;
-	}
-	p->t_start_ns = mb_now_ns();
-	p->ws = mb_ws_connect(r->base, &r->dst, srcp, r->host_hdr, &peer_ws_ops, p,
-			      !r->o->user_rx_clock);
-	if (!p->ws) {
-		if (!r->first_error[0])
-			snprintf(r->first_error, sizeof(r->first_error), "connect: %s",
-				 strerror(errno));
-		p->state = PEER_GONE;
-		r->gone++;
-		return false;
-	}
-	p->state = PEER_CONNECTING;
-	r->connecting++;
-	return true;
-}
-
-/* Starts connections until max_inflight are in progress. */
-static void start_more(struct mb_run *r)
-{
-	while (r->next_connect < r->connect_to &&
-	       (!r->max_inflight_connects || r->connecting < r->max_inflight_connects)) {
-		struct mb_peer *p = &r->peers[r->next_connect++];
-
-		if (!peer_start(r, p) && r->ops->gone)
-			r->ops->gone(p, "connect failed");
-	}
-}
-
-void mb_run_connect(struct mb_run *r, size_t from, size_t to, size_t max_inflight)
-{
-	r->next_connect = from;
-	r->connect_to = to;
-	r->max_inflight_connects = max_inflight;
-	start_more(r);
-}
-
-static void peer_open(struct mb_ws *ws)
-{
-	struct mb_peer *p = mb_ws_user(ws);
-	struct mb_run *r = p->run;
-	struct mb_member *m = &r->mesh.m[p->idx];
-	char sid[64], name[32];
-	char *hello;
-
-	snprintf(sid, sizeof(sid), "meshbench-%s-%u", r->run_id, p->idx);
-	snprintf(name, sizeof(name), "mb-%u", p->idx);
-	hello = mc_hello(&m->key, &(struct mc_hello_opts){
-		.mesh_id = r->mesh.id, .member_id = m->id, .display_name = name,
-		.session_id = sid, .pid = (long long)getpid(), .cwd = "/nonexistent/meshbench",
-		.hostname = "meshbench", .peer_type = "ai", .channel = "meshbench",
-	});
-	p->state = PEER_HELLO;
-	if (!hello || !mb_ws_send(ws, hello, strlen(hello))) {
-		free(hello);
-		mb_ws_close(ws, true);
-		p->ws = NULL;
-		peer_closed_now(p, "hello failed");
-		return;
-	}
-	r->frames_out++;
-	free(hello);
-}
-
-bool mb_peer_send(struct mb_peer *p, char *frame)
-{
-	bool ok = frame && p->state == PEER_READY && mb_ws_send(p->ws, frame, strlen(frame));
-
-	if (ok)
-		p->run->frames_out++;
-	free(frame);
-	return ok;
-}
-
-static void hello_done(struct mb_run *r, struct mb_peer *p, struct mc_frame *f, uint64_t rx_ns)
-{
-	if (f->type == MC_HELLO_ACK) {
-		p->state = PEER_READY;
-		p->t_ack_ns = rx_ns;
-		p->ack_order = ++r->ack_rank;
-		r->connecting--;
-		r->ready++;
-		mb_samples_add(&r->hello_lat, rx_ns > p->t_start_ns ? rx_ns - p->t_start_ns : 0);
-		if (r->ops->ready)
-			r->ops->ready(p);
-		start_more(r);
-		return;
-	}
-	if (f->type == MC_ERROR) {
-		r->hello_errors++;
-		if (f->error.code && strcmp(f->error.code, "capacity") == 0)
-			r->capacity_errors++;
-		if (!r->first_error[0])
-			snprintf(r->first_error, sizeof(r->first_error), "hello refused: %s (%s)",
-				 f->error.code ? f->error.code : "?",
-				 f->error.message ? f->error.message : "");
-	}
-}
-
-static void peer_msg(struct mb_ws *ws, const char *data, size_t len, uint64_t rx_ns)
-{
-	struct mb_peer *p = mb_ws_user(ws);
-	struct mb_run *r = p->run;
-	uint64_t now = mb_now_ns();
-	struct mc_frame f;
-
-	r->frames_in++;
-	r->bytes_in += len;
-	mb_samples_add(&r->rx_lag, now > rx_ns ? now - rx_ns : 0);
-	if (!mc_parse(data, len, &f)) {
-		r->parse_errors++;
-		return;
-	}
-	if (p->state == PEER_HELLO && (f.type == MC_HELLO_ACK || f.type == MC_ERROR))
-		hello_done(r, p, &f, rx_ns);
-	else if (r->ops->frame)
-		r->ops->frame(p, &f, rx_ns);
-	mc_frame_free(&f);
-}
-
-void peer_closed_now(struct mb_peer *p, const char *why)
-{
-	struct mb_run *r = p->run;
-	enum mb_peer_state was = p->state;
-
-	p->ws = NULL;
-	if (was == PEER_GONE)
-		return;
-	p->state = PEER_GONE;
-	r->gone++;
-	if (was == PEER_CONNECTING || was == PEER_HELLO)
-		r->connecting--;
-	else if (was == PEER_READY)
-		r->ready--;
-	if (!r->first_error[0] && !r->done)
-		snprintf(r->first_error, sizeof(r->first_error), "peer %u: %s", p->idx, why);
-	if (r->ops->gone)
-		r->ops->gone(p, why);
-	if (was == PEER_CONNECTING || was == PEER_HELLO)
-		start_more(r);
-}
-
-static void peer_closed(struct mb_ws *ws, const char *why)
-{
-	peer_closed_now(mb_ws_user(ws), why);
-}
-
-void mb_run_loop(struct mb_run *r, double seconds)
-{
-	struct timeval tv = {
-		.tv_sec = (time_t)seconds,
-		.tv_usec = (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6),
-	};
-
-	r->timed_out = false;
-	evtimer_add(r->deadline, &tv);
-	while (!r->done && !r->timed_out)
-		if (event_base_loop(r->base, EVLOOP_ONCE) < 0)
-			break;
-	evtimer_del(r->deadline);
-}
-
-void mb_run_stop(struct mb_run *r)
-{
-	r->done = true;
-	event_base_loopbreak(r->base);
-}
-
-void mb_run_free(struct mb_run *r)
-{
-	r->done = true;
-	for (size_t i = 0; r->peers && i < r->npeers; i++) {
-		if (r->peers[i].ws)
-			mb_ws_close(r->peers[i].ws, true);
-		r->peers[i].ws = NULL;
-	}
-	free(r->peers);
-	r->peers = NULL;
-	if (r->deadline)
-		event_free(r->deadline);
-	r->deadline = NULL;
-	mb_crypto_free(r->crypto);
-	r->crypto = NULL;
-	if (r->own_mesh) {
-		if (r->o->cleanup && !mb_mesh_delete(r->o->db_url, &r->mesh))
-			fprintf(stderr, "meshbench: could not delete mesh %s\n", r->mesh.id);
-		mb_mesh_free(&r->mesh);
-	}
-	mb_samples_free(&r->hello_lat);
-	mb_samples_free(&r->rx_lag);
-}
-
-/* ------------------------------------------------------- broker process */
-
-static long clk_tck(void)
-{
-	static long t;
-
-	if (!t)
-		t = sysconf(_SC_CLK_TCK);
-	return t > 0 ? t : 100;
-}
-
-static bool read_status(pid_t pid, uint64_t *hwm, uint64_t *rss)
-{
-	char path[64], line[256];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long long v;
-
-		if (sscanf(line, "VmHWM: %llu", &v) == 1)
-			*hwm = v;
-		else if (sscanf(line, "VmRSS: %llu", &v) == 1)
-			*rss = v;
-	}
-	fclose(f);
-	return true;
-}
-
-static bool read_cpu(pid_t pid, double *cpu)
-{
-	char path[64], buf[2048];
-	unsigned long long ut, st;
-	const char *p;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return false;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	p = strrchr(buf, ')');      /* comm may hold spaces and parentheses */
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-			 &ut, &st) != 2)
-		return false;
-	*cpu = (double)(ut + st) / (double)clk_tck();
-	return true;
-}
-
-static unsigned count_fds(pid_t pid)
-{
-	char path[64];
-	struct dirent *e;
-	unsigned n = 0;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	d = opendir(path);
-	if (!d)
-		return 0;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
-void mb_proc_sample(struct mb_proc *p)
-{
-	uint64_t hwm = 0, rss = 0;
-	double cpu;
-	unsigned fds;
-
-	if (!p->ok)
-		return;
-	if (read_status(p->pid, &hwm, &rss)) {
-		p->hwm_kb = hwm;
-		p->rss_kb = rss;
-		if (rss > p->rss_kb_max)
-			p->rss_kb_max = rss;
-	}
-	if (read_cpu(p->pid, &cpu))
-		p->cpu = cpu;
-	fds = count_fds(p->pid);
-	if (fds) {
-		p->fds = fds;
-		if (fds > p->fds_max)
-			p->fds_max = fds;
-	}
-}
-
-static void proc_tick(evutil_socket_t fd, short what, void *arg)
-{
-	mb_proc_sample(arg);
-}
-
-void mb_proc_start(struct mb_proc *p, struct event_base *base, pid_t pid)
-{
-	static const struct timeval every = { 0, 100000 };
-
-	memset(p, 0, sizeof(*p));
-	p->pid = pid;
-	if (pid <= 0)
-		return;
-	p->ok = read_status(pid, &p->hwm_kb_start, &p->rss_kb_start) &&
-		read_cpu(pid, &p->cpu_start);
-	if (!p->ok) {
-		fprintf(stderr, "meshbench: cannot read /proc/%d: broker figures omitted\n", (int)pid);
-		return;
-	}
-	p->fds_start = count_fds(pid);
-	mb_proc_sample(p);
-	p->timer = event_new(base, -1, EV_PERSIST, proc_tick, p);
-	if (p->timer)
-		event_add(p->timer, &every);
-}
-
-void mb_proc_stop(struct mb_proc *p)
-{
-	mb_proc_sample(p);
-	if (p->timer)
-		event_free(p->timer);
-	p->timer = NULL;
-}
-
-json_t *mb_proc_json(const struct mb_proc *p)
-{
-	if (!p->ok)
-		return json_null();
-	return json_pack("{s:i, s:f, s:f, s:f, s:f, s:f, s:i, s:i}",
-			 "pid", (json_int_t)p->pid,
-			 "peak_rss_mb", (double)p->hwm_kb / 1024.0,
-			 "rss_start_mb", (double)p->rss_kb_start / 1024.0,
-			 "rss_end_mb", (double)p->rss_kb / 1024.0,
-			 "rss_max_sampled_mb", (double)p->rss_kb_max / 1024.0,
-			 "cpu_s", p->cpu - p->cpu_start,
-			 "fds_start", (json_int_t)p->fds_start,
-			 "fds_max", (json_int_t)p->fds_max);
-}
-
-void mb_proc_print(const struct mb_proc *p)
-{
-	if (!p->ok) {
-		printf("  broker: (no --broker-pid: RSS, CPU and fds not measured)\n");
-		return;
-	}
-	printf("  broker pid %d: peak RSS %.1f MB (VmHWM; start %.1f, end %.1f), CPU %.2f s,"
-	       " open fds max %u (start %u)\n", (int)p->pid, (double)p->hwm_kb / 1024.0,
-	       (double)p->rss_kb_start / 1024.0, (double)p->rss_kb / 1024.0,
-	       p->cpu - p->cpu_start, p->fds_max, p->fds_start);
-}
-
-/* ---------------------------------------------------------------- metrics */
-
-long long mb_metric(const struct mb_opts *o, const char *prefix)
-{
-	struct sockaddr_in dst;
-	char host[300], req[512], *buf = NULL, *body, *line;
-	size_t len = 0, cap = 0;
-	struct timeval tv = { 2, 0 };
-	long long v = -1;
-	int fd;
-
-	if (!mb_resolve(o, &dst, host, sizeof(host)))
-		return -1;
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	snprintf(req, sizeof(req), "GET /metrics HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
-		 host);
-	if (connect(fd, (struct sockaddr *)&dst, sizeof(dst)) != 0 ||
-	    send(fd, req, strlen(req), MSG_NOSIGNAL) < 0)
-		goto out;
-	for (;;) {
-		ssize_t r;
-
-		if (cap - len < 4096) {
-			char *nb;
-
-			if (cap > (4u << 20))
-				break;
-			nb = realloc(buf, cap + 65536);
-			if (!nb)
-				break;
-			buf = nb;
-			cap += 65536;
-		}
-		r = recv(fd, buf + len, cap - len - 1, 0);
-		if (r <= 0)
-			break;
-		len += (size_t)r;
-	}
-	if (!buf)
-		goto out;
-	buf[len] = '\0';
-	body = strstr(buf, "\r\n\r\n");
-	if (!body || strncmp(buf, "HTTP/1.1 200", 12) != 0)
-		goto out;
-	for (line = body + 4; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
-		size_t pl = strlen(prefix);
-
-		if (strncmp(line, prefix, pl) == 0 && line[pl] == ' ') {
-			v = strtoll(line + pl + 1, NULL, 10);
-			break;
-		}
-	}
-	if (v < 0 && strstr(body, "# TYPE"))
-		v = 0;  /* the endpoint answered; the line is just not there yet */
-out:
-	free(buf);
-	close(fd);
-	return v;
-}
-
-long long mb_rate_limit_check(const struct mb_opts *o, const char *when)
-{
-	long long n = mb_metric(o, "broker_messages_rejected_total{reason=\"rate_limit\"}");
-
-	if (n > 0)
-		fprintf(stderr,
-			"\nmeshbench: !!! /metrics %s shows %lld sends rejected by the rate limit:\n"
-			"meshbench: !!! the broker must run with SEND_RATE_LIMIT_PER_MIN=0 for these"
-			" numbers to mean anything\n\n", when, n);
-	return n;
 }

@@ -9,13 +9,18 @@
  *   wsconn.c     WebSocket over a raw non-blocking socket: HTTP upgrade, wslay
  *                client (and, for the echo ceiling, server) framing, kernel
  *                receive timestamps
- *   mesh.c       seeding a mesh through SQL, peers, hello, DM crypto cache,
- *                broker /proc sampling and /metrics
+ *   mesh.c       seeding meshes and members through SQL, PostgreSQL counters,
+ *                DM crypto with a per-pair key cache
+ *   peers.c      a run's peers: bounded connects, hello, frame dispatch, loop
+ *   proc.c       the broker from outside: /proc (RSS, CPU per thread, fds),
+ *                the database's CPU, GET /metrics
  *   stats.c      latency samples and percentiles, machine description,
  *                JSON results, gnuplot CDF
- *   scenarios.c  dm-burst, dm-rate, broadcast, join-storm, idle
+ *   scenario.c   what the scenarios share (base, set-up, plaintext, report)
+ *   dm.c broadcast.c joinstorm.c idle.c   the scenarios
  *   ceiling.c    WebSocket echo and PostgreSQL pipelined insert ceilings
- *   meshbench.c  command line, report
+ *   report.c     a results file against issue 6's targets
+ *   meshbench.c  command line
  */
 #ifndef MESHBENCH_H
 #define MESHBENCH_H
@@ -23,6 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/time.h>
 #include <sys/types.h>
 #include <netinet/in.h>
 
@@ -41,6 +47,7 @@ struct mb_opts {
 	const char *host;
 	int port;
 	pid_t broker_pid;       /* 0: no /proc sampling */
+	pid_t db_pid;           /* postmaster: CPU of it and its children */
 	const char *json_path;
 	const char *plot_path;
 	uint64_t seed;
@@ -53,10 +60,14 @@ struct mb_opts {
 	bool full_crypto;       /* mc_encrypt_dm/mc_decrypt_dm per message */
 	bool user_rx_clock;     /* receive time = when we read, not the kernel's */
 	double hold_s;          /* idle: how long the peers stay */
+	unsigned mesh_size;     /* idle: peers per mesh (0: one mesh) */
+	bool no_hello;          /* idle: upgrade only (the transport's memory) */
 	unsigned per_child;     /* idle: connections per forked child */
 	unsigned linger_ms;     /* after completion, keep listening for duplicates */
 	double pg_seconds;      /* ceiling: seconds per pipeline batch size */
+	double settle_s;        /* dm: wait this long for the queue to be all delivered */
 	bool cleanup;           /* delete the seeded mesh at the end */
+	bool full_parse;        /* mc_parse system pushes too (no fast path) */
 	bool quiet;
 };
 
@@ -124,14 +135,27 @@ void mb_samples_header(void);
 struct mb_proc {
 	pid_t pid;
 	bool ok;                /* /proc/<pid> readable at start */
+	bool exited;            /* gone (or a zombie) since: figures are the last seen */
 	uint64_t hwm_kb_start, rss_kb_start, hwm_kb, rss_kb, rss_kb_max;
 	double cpu_start, cpu;  /* utime + stime, seconds */
 	unsigned fds_start, fds, fds_max;
+	pid_t db_pid;           /* 0: not measured */
+	double db_cpu_start, db_cpu;
+	struct mb_thread {      /* the broker's threads, CPU over the run */
+		pid_t tid;
+		char comm[20];
+		double cpu0, cpu1;
+	} threads[64];
+	unsigned nthreads;
 	struct event *timer;
 };
-/* Reads once and starts sampling every 100 ms on base (no-op when pid 0). */
-void mb_proc_start(struct mb_proc *p, struct event_base *base, pid_t pid);
+/* Reads once and starts sampling every 100 ms on base (no-op when pid 0);
+ * db_pid: the postmaster, whose CPU (with its children's) is read at start
+ * and stop. */
+void mb_proc_start(struct mb_proc *p, struct event_base *base, pid_t pid, pid_t db_pid);
 void mb_proc_sample(struct mb_proc *p);
+/* CPU (broker and database) counts from now on. */
+void mb_proc_mark(struct mb_proc *p);
 /* Samples a last time and stops the timer. */
 void mb_proc_stop(struct mb_proc *p);
 json_t *mb_proc_json(const struct mb_proc *p);
@@ -151,7 +175,10 @@ struct mb_member {
 };
 
 struct mb_mesh {
-	char id[33];
+	char id[33];            /* the first (usually only) mesh */
+	size_t per_mesh;        /* members per mesh; 0: all in one */
+	size_t nmeshes;
+	char (*ids)[33];        /* every mesh id; ids[0] == id */
 	size_t n;
 	struct mb_member *m;
 	/* pubkey → index (open addressing on the first 8 key bytes) */
@@ -159,14 +186,20 @@ struct mb_mesh {
 	size_t nslots;
 };
 
-/* Generates n members and inserts a user, a mesh and the members (COPY).
+/* Generates n members and inserts a user, ceil(n / per_mesh) meshes (one
+ * when per_mesh is 0) and the members (COPY), member i in mesh i / per_mesh.
  * err gets a one-line reason on failure. */
-bool mb_mesh_seed(const char *url, size_t n, struct mb_mesh *m, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
-/* DELETE the mesh (cascades to members, presences, queue rows). */
+bool mb_mesh_seed(const char *url, size_t n, size_t per_mesh, struct mb_mesh *m, char *err,
+		  size_t errlen) __attribute__((warn_unused_result));
+/* The mesh of member i. */
+const char *mb_mesh_id_of(const struct mb_mesh *m, size_t i);
+/* n members with fresh keys, not stored anywhere (the echo ceiling). */
+bool mb_mesh_generate(struct mb_mesh *m, size_t n) __attribute__((warn_unused_result));
+/* DELETE the meshes (cascades to members, presences, queue rows). */
 bool mb_mesh_delete(const char *url, const struct mb_mesh *m);
 void mb_mesh_free(struct mb_mesh *m);
-/* Index of the member with this pubkey (64 hex), or -1. */
+/* Index of the member whose pubkey is the 64 hex characters at pk_hex (no
+ * NUL needed; the caller guarantees 64 readable bytes), or -1. */
 long mb_mesh_find(const struct mb_mesh *m, const char *pk_hex);
 
 /* DM crypto between members a and b.  Precomputed crypto_box_beforenm keys
@@ -183,6 +216,23 @@ bool mb_open(struct mb_crypto *c, uint32_t to, uint32_t from, const char *nonce_
 	__attribute__((warn_unused_result));
 /* Cross-checks both paths against meshclient's; false if they disagree. */
 bool mb_crypto_selftest(const struct mb_mesh *m) __attribute__((warn_unused_result));
+
+/* PostgreSQL's own counters for the database (pg_stat_database, WAL
+ * position): commits and rows written per message tell how the broker
+ * batches.  The counters are flushed by each backend about once a second,
+ * so deltas over a run are approximate. */
+struct mb_dbstat {
+	bool ok;
+	long long commits, rollbacks, inserted, updated, deleted;
+	double wal_bytes;
+};
+bool mb_dbstat_read(const char *url, struct mb_dbstat *s);
+/* after - before, per message when n > 0 */
+json_t *mb_dbstat_json(const struct mb_dbstat *before, const struct mb_dbstat *after,
+		       double n);
+void mb_dbstat_print(const struct mb_dbstat *before, const struct mb_dbstat *after, double n);
+/* Undelivered queue rows of the mesh (delivered_at IS NULL), -1 on error. */
+long long mb_queue_pending(const char *url, const struct mb_mesh *m);
 
 /* ---------------------------------------------------------------- peers */
 
@@ -205,6 +255,14 @@ struct mb_peer {
 struct mb_peer_ops {
 	void (*ready)(struct mb_peer *p);       /* hello_ack received */
 	void (*frame)(struct mb_peer *p, struct mc_frame *f, uint64_t rx_ns);
+	/* Optional fast path on a ready peer's raw message (not with
+	 * --full-parse); false: not handled, the frame is parsed and goes to
+	 * frame(). */
+	bool (*raw)(struct mb_peer *p, const char *data, size_t len, uint64_t rx_ns);
+	/* A system push (peer_joined, peer_left …): event name and
+	 * eventData.pubkey (64 hex, not NUL-terminated; NULL if absent). */
+	void (*system)(struct mb_peer *p, const char *event, size_t event_len,
+		       const char *pubkey, uint64_t rx_ns);
 	void (*gone)(struct mb_peer *p, const char *why);
 };
 
@@ -224,12 +282,14 @@ struct mb_run {
 
 	size_t connecting, ready, gone, hello_errors, capacity_errors;
 	size_t max_inflight_connects;   /* bounded connect burst (0 = all at once) */
-	size_t next_connect;
+	size_t next_connect, connect_to;
 	uint32_t ack_rank;
-	bool connect_all;               /* join-storm: no bound */
+	size_t want_ready;              /* > 0: stop the loop once ready + gone reach it */
+	uint32_t per_src;               /* > 0: bind peer i to 127.0.0.(2 + i / per_src) */
+	bool own_mesh;                  /* seeded by mb_run_init (else the caller's) */
 	struct mb_samples hello_lat;    /* connect start → hello_ack */
 	struct mb_samples rx_lag;       /* handled − kernel receive time */
-	uint64_t frames_in, frames_out, bytes_in;
+	uint64_t frames_in, frames_out, bytes_in, system_in;
 	uint64_t parse_errors;
 	bool done;
 	bool timed_out;
@@ -263,6 +323,33 @@ bool mb_json_append(const char *path, json_t *obj);
 void mb_plot(const char *path, const char *title, struct mb_samples *const *series,
 	     const char *const *names, size_t n);
 
+/* ------------------------------------------------- shared by the scenarios */
+
+#define MB_CONNECT_INFLIGHT 256 /* set-up connects in progress at once */
+
+/* An event base with a precise timer and two priorities (0: handshakes
+ * and timers, 1: reads of open connections). */
+struct event_base *mb_base_new(void);
+/* getrusage(who) user + system seconds. */
+double mb_cpu_self(int who);
+struct timeval mb_tv_ms(unsigned ms);
+double mb_secs(uint64_t ns);
+/* params every scenario reports (host, port, seed, crypto, rx clock, acks) */
+json_t *mb_params_common(const struct mb_opts *o);
+json_t *mb_loadgen_json(struct mb_run *r, double cpu);
+void mb_print_title(const char *title);
+void mb_print_loadgen(struct mb_run *r, double cpu);
+/* Connects every peer of r (at most inflight at once) and waits for the
+ * hello_acks; false (with the reason printed) unless all got one. */
+bool mb_connect_all(struct mb_run *r, double timeout_s, size_t inflight, uint64_t *took);
+/* "<tag> <seq> <t_ns> <from> " padded with 'x' to payload bytes. */
+size_t mb_make_plain(char *buf, size_t cap, const char *tag, uint64_t seq, uint64_t t_ns,
+		     uint32_t from, unsigned payload);
+bool mb_parse_plain(const char *p, const char *tag, uint64_t *seq, uint64_t *t_ns,
+		    uint32_t *from);
+/* Timer callback: mb_run_stop(arg). */
+void mb_stop_cb(evutil_socket_t fd, short what, void *arg);
+
 /* ------------------------------------------------------------- scenarios */
 
 /* Each returns the exit status: 0 completed, 1 timed out or lost messages,
@@ -274,6 +361,10 @@ int mb_broadcast(const struct mb_opts *o, unsigned peers, unsigned count, json_t
 int mb_join_storm(const struct mb_opts *o, unsigned peers, json_t **out);
 int mb_idle(const struct mb_opts *o, unsigned conns, json_t **out);
 int mb_ceiling(const struct mb_opts *o, unsigned peers, unsigned per_peer, json_t **out);
+
+/* Prints a results file's scenarios against issue 6's targets; 0, or 2 when
+ * the file cannot be read. */
+int mb_report(const char *path);
 
 /* Resolves o->host:o->port into dst and the Host header. */
 bool mb_resolve(const struct mb_opts *o, struct sockaddr_in *dst, char *host_hdr, size_t len)

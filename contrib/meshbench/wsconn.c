@@ -349,6 +349,10 @@ static bool start_wslay(struct mb_ws *ws, size_t head_len)
 		ws->pre_off = 0;
 	}
 	ws->state = WS_OPEN;
+	/* Open connections' reads go to the low-priority queue, so a busy
+	 * process still completes every pending handshake first (join-storm);
+	 * receive times are kernel timestamps, so the wait does not count. */
+	(void)event_priority_set(ws->rev, 1);
 	return true;
 }
 
@@ -554,6 +558,9 @@ static struct mb_ws *ws_new(struct event_base *base, int fd, const struct mb_ws_
 		ws_free(ws);
 		return NULL;
 	}
+	/* fails harmlessly on a base without two priorities */
+	(void)event_priority_set(ws->rev, 0);
+	(void)event_priority_set(ws->wev, 0);
 	return ws;
 }
 

@@ -99,7 +99,15 @@ struct mesh {
 	struct map by_id;             /* presence id -> struct presence* */
 	struct map members;           /* member id -> struct member* */
 	json_t *self_editable;        /* mesh.self_editable, NULL when null */
+	/* Ids of the latest multicast rows (inserted delivered, Q14): a
+	 * client_ack for one of them cannot change anything and is dropped
+	 * here instead of costing the database a lookup per recipient. */
+	struct map recent_multicast;
+	char (*recent_ids)[ID_LEN + 1];
+	unsigned recent_next;
 };
+
+#define MESH_RECENT_MULTICAST 256
 
 struct shard {
 	struct worker *w;
@@ -138,6 +146,10 @@ void mesh_presence_remove(struct mesh *m, struct presence *p);
 struct presence *shard_presence(struct shard *s, const char *mesh_id, const char *presence_id);
 /* Re-index after session_pubkey changes. */
 void mesh_presence_reindex(struct mesh *m, struct presence *p, const char *old_session_pubkey);
+
+/* Remembers a multicast row id (a ring of MESH_RECENT_MULTICAST). */
+void mesh_remember_multicast(struct mesh *m, const char *id);
+bool mesh_is_recent_multicast(const struct mesh *m, const char *id);
 
 /* The pubkey peers route DMs to: session pubkey if set, else member pubkey. */
 const char *presence_pubkey(const struct presence *p);
