@@ -80,6 +80,8 @@ static void rearm(struct conn *c)
 		int64_t at = c->next_ping_ms;
 		if (!c->hello_done && c->hello_deadline_ms < at)
 			at = c->hello_deadline_ms;
+		if (!ws_parked(c->ws) && c->park_at_ms < at)
+			at = c->park_at_ms;
 		arm_timer(c, at);
 		break;
 	}
@@ -265,7 +267,7 @@ static void ws_upgrade(struct conn *c, const struct http_request *req)
 	}
 	c->state = CONN_WS;
 	int64_t now = clock_mono_ms();
-	c->last_data_ms = now;
+	c->park_at_ms = now + PARK_IDLE_MS;
 	/* Ping and pong timers start at the upgrade: a pre-hello socket is
 	 * watched too (the reference pings only registered presences). */
 	c->last_pong_ms = now;
@@ -366,17 +368,21 @@ static void http_process(struct conn *c)
 
 /* ---- WebSocket ------------------------------------------------------- */
 
+/* Parks the session once it has been PARK_IDLE_MS without a data message;
+ * if wslay is mid-frame then, it tries again a while later. */
 static void maybe_park(struct conn *c)
 {
-	if (c->state == CONN_WS && !ws_parked(c->ws) &&
-	    clock_mono_ms() - c->last_data_ms >= PARK_IDLE_MS)
-		ws_park(c->ws);
+	int64_t now = clock_mono_ms();
+	if (c->state != CONN_WS || ws_parked(c->ws) || now < c->park_at_ms)
+		return;
+	if (!ws_park(c->ws))
+		c->park_at_ms = now + PARK_IDLE_MS;
 }
 
 static void ws_on_message(void *ud, const uint8_t *data, size_t len, bool binary)
 {
 	struct conn *c = ud;
-	c->last_data_ms = clock_mono_ms();
+	c->park_at_ms = clock_mono_ms() + PARK_IDLE_MS;
 	if (c->state != CONN_WS)
 		return; /* closing: the rest of what the peer sent is moot */
 	proto_on_message(c, data, len);

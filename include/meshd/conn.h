@@ -45,7 +45,7 @@ struct conn {
 	int64_t hello_deadline_ms; /* CONN_WS before hello */
 	int64_t next_ping_ms;
 	int64_t last_pong_ms;
-	int64_t last_data_ms;      /* last text/binary message (for parking wslay) */
+	int64_t park_at_ms;        /* when the WebSocket may park (PARK_IDLE_MS after its last message) */
 	bool hello_done;
 	long long body_skip;       /* request-body bytes still to discard */
 	bool http_close;           /* the request being answered ends the connection */
