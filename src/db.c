@@ -84,7 +84,6 @@ struct db {
 	bool want_flush;
 
 	atomic_bool healthy;
-	atomic_ullong batches;
 };
 
 static void sock_cb(evutil_socket_t fd, short what, void *arg);
@@ -494,7 +493,6 @@ static void send_batch(struct db *db)
 		unsend(db, writes + w_sent, nw - w_sent);
 	}
 	db->in_flight = true;
-	atomic_fetch_add_explicit(&db->batches, 1, memory_order_relaxed);
 	if (!ok || PQpipelineSync(db->pg) != 1) {
 		connection_lost(db, PQerrorMessage(db->pg));
 		return;
@@ -764,9 +762,4 @@ void db_submit_json_write(struct db *db, const char *sql, json_t *rows)
 bool db_healthy(const struct db *db)
 {
 	return atomic_load(&((struct db *)db)->healthy);
-}
-
-unsigned long long db_batches_sent(const struct db *db)
-{
-	return atomic_load(&((struct db *)db)->batches);
 }

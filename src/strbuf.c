@@ -29,18 +29,3 @@ void strbuf_addc(struct strbuf *b, char c)
 {
 	strbuf_add(b, &c, 1);
 }
-
-char *strbuf_take(struct strbuf *b)
-{
-	char *s = b->p ? b->p : xstrdup("");
-	b->p = NULL;
-	b->len = b->cap = 0;
-	return s;
-}
-
-void strbuf_free(struct strbuf *b)
-{
-	xfree(b->p);
-	b->p = NULL;
-	b->len = b->cap = 0;
-}

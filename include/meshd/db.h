@@ -96,7 +96,4 @@ void db_submit_json_write(struct db *db, const char *sql, json_t *rows);
 /* Any thread: the latest health verdict (false until the first ping succeeds). */
 bool db_healthy(const struct db *db);
 
-/* Any thread: batches sent and jobs completed since start (tests, metrics). */
-unsigned long long db_batches_sent(const struct db *db);
-
 #endif

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 
+/* The owner frees p (xfree) when done. */
 struct strbuf {
 	char *p;    /* NULL until the first append; then NUL-terminated */
 	size_t len;
@@ -14,8 +15,5 @@ struct strbuf {
 void strbuf_add(struct strbuf *b, const void *s, size_t n);
 void strbuf_adds(struct strbuf *b, const char *s);
 void strbuf_addc(struct strbuf *b, char c);
-/* Hands the string over (never NULL: "" for an empty builder) and resets b. */
-char *strbuf_take(struct strbuf *b);
-void strbuf_free(struct strbuf *b);
 
 #endif

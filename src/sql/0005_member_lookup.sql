@@ -4,6 +4,9 @@
 CREATE INDEX IF NOT EXISTS meshd_member_mesh_pubkey_idx
 	ON mesh.member (mesh_id, peer_pubkey);
 
+-- The single-row appender of 0002 is superseded by the batch one (0004).
+DROP FUNCTION IF EXISTS mesh.meshd_audit_append(bigint, text, text, text, text, text, text);
+
 -- The audit chain head, read as max(id) so the planner always takes the
 -- (mesh_id, id DESC) index backwards, whatever statistics the cached plan
 -- was made with (an ORDER BY … LIMIT 1 planned on an empty table became a
