@@ -141,11 +141,15 @@ void presence_remove(struct presence *p, bool announce)
 		conn_abort(c);
 	}
 	if (announce) {
-		json_t *data = json_object();
-		json_object_set_new(data, "name", json_string(p->display_name));
-		json_object_set_new(data, "pubkey", json_string(presence_pubkey(p)));
-		presence_broadcast_system(p, "peer_left", data, other_member);
-		json_decref(data);
+		/* Only a peer that was announced is announced leaving (its socket
+		 * may have closed before its hello_ack). */
+		if (p->announced) {
+			json_t *data = json_object();
+			json_object_set_new(data, "name", json_string(p->display_name));
+			json_object_set_new(data, "pubkey", json_string(presence_pubkey(p)));
+			presence_broadcast_system(p, "peer_left", data, other_member);
+			json_decref(data);
+		}
 		json_t *payload = json_object();
 		worker_audit(m->w, audit_entry(m->id, "peer_left", p->member->id, p->display_name,
 					       payload, clock_wall_ms()));
@@ -212,6 +216,7 @@ void presence_announce_joined(struct presence *p, bool session)
 	json_object_set_new(data, "name", json_string(p->display_name));
 	json_object_set_new(data, "pubkey", json_string(presence_pubkey(p)));
 	json_object_set(data, "groups", p->groups);
+	p->announced = true;
 	presence_broadcast_system(p, "peer_joined", data, session ? anyone_else : other_member_not_self);
 	json_decref(data);
 }

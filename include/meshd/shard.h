@@ -79,6 +79,7 @@ struct presence {
 	struct event *redeliver_timer;   /* re-drain once a claim lease runs out */
 
 	bool stored;                  /* its row is committed */
+	bool announced;               /* peer_joined went out: peer_left may follow */
 	bool stale_marked;            /* its row was marked disconnected while in grace */
 	bool drain_inflight;
 	bool drain_again;
