@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include <unistd.h>
 
 #include "brokertest.h"
+#include "rmtree.h"
 
 extern char **environ;
 
@@ -536,17 +536,6 @@ void broker_dump_log(const struct broker *b)
 	free(log);
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-	(void)sb;
-	(void)ftw;
-	if (type == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
-
 void broker_cleanup(struct broker *b)
 {
 	char dir[sizeof(b->dir)];
@@ -560,7 +549,7 @@ void broker_cleanup(struct broker *b)
 	if (getenv("MESHD_KEEP_TEST_DIRS"))
 		fprintf(stderr, "brokertest: keeping %s\n", b->dir);
 	else
-		nftw(b->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		rmtree(b->dir);
 	memcpy(dir, b->dir, sizeof(dir));
 	b->dir[0] = '\0';
 	live_update(b, dir);

@@ -27,8 +27,7 @@ long long httpc_now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* 1 when fd is ready for `events` (or has an error/hangup), 0 on timeout, -1 on error. */
-static int wait_fd(int fd, short events, long long deadline)
+int httpc_wait_fd(int fd, short events, long long deadline, short *revents)
 {
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = events };
@@ -38,8 +37,11 @@ static int wait_fd(int fd, short events, long long deadline)
 		if (left < 0)
 			left = 0;
 		n = poll(&p, 1, (int)(left > 1000000 ? 1000000 : left));
-		if (n > 0)
+		if (n > 0) {
+			if (revents)
+				*revents = p.revents;
 			return 1;
+		}
 		if (n == 0) {
 			if (httpc_now_ms() >= deadline)
 				return 0;
@@ -82,7 +84,7 @@ bool httpc_send(int fd, const void *buf, size_t len)
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				if (wait_fd(fd, POLLOUT, httpc_now_ms() + HTTPC_TIMEOUT_MS) <= 0) {
+				if (httpc_wait_fd(fd, POLLOUT, httpc_now_ms() + HTTPC_TIMEOUT_MS, NULL) <= 0) {
 					fprintf(stderr, "httpc: send timed out\n");
 					return false;
 				}
@@ -250,7 +252,7 @@ static ssize_t recv_wait(int fd, void *buf, size_t len, int flags, long long dea
 {
 	for (;;) {
 		ssize_t n;
-		int w = wait_fd(fd, POLLIN, deadline);
+		int w = httpc_wait_fd(fd, POLLIN, deadline, NULL);
 
 		if (w == 0) {
 			fprintf(stderr, "httpc: timed out waiting for the response\n");
@@ -539,7 +541,7 @@ bool httpc_peer_closed(int fd, int timeout_ms)
 	for (;;) {
 		char c;
 		ssize_t n;
-		int w = wait_fd(fd, POLLIN, deadline);
+		int w = httpc_wait_fd(fd, POLLIN, deadline, NULL);
 
 		if (w <= 0)
 			return false;

@@ -72,6 +72,11 @@ bool httpc_peer_closed(int fd, int timeout_ms) __attribute__((warn_unused_result
 long httpc_parse_head(const char *buf, size_t len, struct http_response *r)
 	__attribute__((warn_unused_result));
 
+/* Waits until fd is ready for `events` (or has an error or hang-up) before
+ * the CLOCK_MONOTONIC deadline (httpc_now_ms()): 1 ready (*revents, if
+ * given, says how), 0 timeout, -1 error. */
+int httpc_wait_fd(int fd, short events, long long deadline, short *revents);
+
 /* Milliseconds on CLOCK_MONOTONIC, for deadlines. */
 long long httpc_now_ms(void);
 

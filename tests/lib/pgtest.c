@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 #include <libpq-fe.h>
 
 #include "pgtest.h"
+#include "rmtree.h"
 
 /* Clusters this process created and has not destroyed yet: stopped at exit
  * so a failing test program does not leave servers behind.  Only the
@@ -89,24 +89,6 @@ static bool run_pg(const char *cmd, const char *dir)
 	return false;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-	(void)sb;
-	(void)ftw;
-	if (type == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
-
-static void rm_rf(const char *dir)
-{
-	if (dir[0] == '\0' || strcmp(dir, "/") == 0)
-		return;
-	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static void forget_live(const char *dir)
 {
 	for (int i = 0; i < PGTEST_MAX_LIVE; i++)
@@ -122,7 +104,7 @@ static void stop_live_at_exit(void)
 		if (!live_dirs[i][0])
 			continue;
 		run_pg("stop", live_dirs[i]);
-		rm_rf(live_dirs[i]);
+		rmtree(live_dirs[i]);
 		live_dirs[i][0] = '\0';
 	}
 }
@@ -206,7 +188,7 @@ bool pgtest_start(struct pgtest *pg)
 	}
 	return true;
 fail:
-	rm_rf(pg->dir);
+	rmtree(pg->dir);
 	pg->dir[0] = '\0';
 	return false;
 }
@@ -228,7 +210,7 @@ void pgtest_destroy(struct pgtest *pg)
 	if (!run_pg("stop", pg->dir))
 		fprintf(stderr, "pgtest: could not stop the server in %s; removing it anyway\n", pg->dir);
 	forget_live(pg->dir);
-	rm_rf(pg->dir);
+	rmtree(pg->dir);
 	pg->dir[0] = '\0';
 }
 

@@ -67,32 +67,6 @@ const char *wsc_type_name(int type)
 	return "?";
 }
 
-/* 1 ready, 0 timeout, -1 error; *revents gets what happened. */
-static int wait_fd(int fd, short events, long long deadline, short *revents)
-{
-	for (;;) {
-		struct pollfd p = { .fd = fd, .events = events };
-		long long left = deadline - httpc_now_ms();
-		int n;
-
-		if (left < 0)
-			left = 0;
-		n = poll(&p, 1, (int)(left > 1000000 ? 1000000 : left));
-		if (n > 0) {
-			if (revents)
-				*revents = p.revents;
-			return 1;
-		}
-		if (n == 0) {
-			if (httpc_now_ms() >= deadline)
-				return 0;
-			continue;
-		}
-		if (errno != EINTR)
-			return -1;
-	}
-}
-
 /* ---- wslay callbacks -------------------------------------------------- */
 
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
@@ -335,7 +309,7 @@ static bool flush_once(struct wsc *c, bool allow_read)
 		}
 		if (allow_read && !c->eof && !c->failed && wslay_event_want_read(c->ctx))
 			events |= POLLIN;
-		w = wait_fd(c->fd, events, deadline, &rev);
+		w = httpc_wait_fd(c->fd, events, deadline, &rev);
 		if (w == 0) {
 			fprintf(stderr, "wsc: send blocked for %d ms\n", WSC_SEND_TIMEOUT_MS);
 			return false;
@@ -500,7 +474,7 @@ bool wsc_send_raw(struct wsc *c, const void *buf, size_t len)
 			if (errno == EINTR)
 				continue;
 			if ((errno == EAGAIN || errno == EWOULDBLOCK) &&
-			    wait_fd(c->fd, POLLOUT, deadline, NULL) > 0)
+			    httpc_wait_fd(c->fd, POLLOUT, deadline, NULL) > 0)
 				continue;
 			fprintf(stderr, "wsc: raw send: %s\n",
 				errno == EAGAIN ? "timed out" : strerror(errno));
@@ -549,7 +523,7 @@ static int wait_tcp_close(struct wsc *c, long long deadline)
 			ignored += c->pre_len - c->pre_off;
 			c->pre_off = c->pre_len;
 		}
-		w = wait_fd(c->fd, POLLIN, deadline, NULL);
+		w = httpc_wait_fd(c->fd, POLLIN, deadline, NULL);
 		if (w == 0)
 			return WSC_TIMEOUT;
 		if (w < 0)
@@ -592,7 +566,7 @@ int wsc_recv(struct wsc *c, struct wsc_msg *m, int timeout_ms)
 			return m->type = wait_tcp_close(c, deadline);
 		}
 		if (c->pre_off >= c->pre_len) {
-			int w = wait_fd(c->fd, POLLIN, deadline, NULL);
+			int w = httpc_wait_fd(c->fd, POLLIN, deadline, NULL);
 
 			if (w == 0)
 				return m->type = WSC_TIMEOUT;
@@ -635,7 +609,7 @@ static long read_handshake(int fd, long long deadline, char *buf, size_t *have)
 		struct http_response tmp = { 0 };
 		long head;
 		ssize_t n;
-		int w = wait_fd(fd, POLLIN, deadline, NULL);
+		int w = httpc_wait_fd(fd, POLLIN, deadline, NULL);
 
 		if (w == 0) {
 			fprintf(stderr, "wsc: timed out waiting for the handshake response\n");
