@@ -349,7 +349,7 @@ static void connect_start(struct db *db)
 	 * rows or on a young table's statistics, halved the throughput in
 	 * contrib/meshbench's dm-burst. */
 	const char *keys[] = { "dbname", "options", "application_name", NULL };
-	const char *vals[] = { db->url, "-c TimeZone=UTC -c plan_cache_mode=force_custom_plan",
+	const char *vals[] = { db->url, "-c TimeZone=UTC",
 			       "meshd", NULL };
 	db->pg = PQconnectStartParams(keys, vals, 1);
 	if (!db->pg || PQstatus(db->pg) == CONNECTION_BAD) {
@@ -420,6 +420,11 @@ static bool send_plain(struct db *db, const char *sql)
  * the job where requeue_in_flight() finds it. */
 static bool send_job(struct db *db, struct db_job *j)
 {
+	if (j->flags & DB_JOB_CUSTOM_PLAN) {
+		add_slot(db, SLOT_JOB, j);
+		return PQsendQueryParams(db->pg, j->sql, j->nparams, NULL,
+					 (const char *const *)j->params, NULL, NULL, 0) == 1;
+	}
 	const char *name = map_get(&db->prepared, j->sql);
 	bool prepare = name == NULL;
 	if (prepare) {
@@ -753,7 +758,7 @@ void db_submit_json_write(struct db *db, const char *sql, json_t *rows)
 		return;
 	char *text = json_dumps(rows, JSON_COMPACT);
 	json_array_clear(rows);
-	struct db_job *j = db_job_new(sql, DB_JOB_WRITE, NULL, NULL, NULL);
+	struct db_job *j = db_job_new(sql, DB_JOB_WRITE | DB_JOB_CUSTOM_PLAN, NULL, NULL, NULL);
 	db_job_param(j, text);
 	free(text); /* jansson allocates with malloc */
 	db_submit(db, j);

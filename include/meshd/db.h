@@ -42,6 +42,9 @@ struct db_job;
 enum db_job_flags {
 	DB_JOB_WRITE = 1 << 0,     /* part of the batch's transaction */
 	DB_JOB_FAIL_FAST = 1 << 1, /* complete with an error at once while the db is down */
+	/* Planned for its own parameters each time (an unnamed statement), not
+	 * prepared: for the batch statements, whose rows arrive as one jsonb. */
+	DB_JOB_CUSTOM_PLAN = 1 << 2,
 };
 
 /* Runs on the origin worker (or on the db thread when origin is NULL).
