@@ -50,24 +50,17 @@ struct jobq {
 	size_t len;
 };
 
-struct db {
-	struct server *srv;
-	char *url;
-	pthread_t thread;
-	struct event_base *base;
-	struct inbox inbox;
-	struct event *inbox_ev;
-	struct event *sock_ev;
-	struct event *timer;      /* ping / reconnect */
-	struct event *depth_timer;
-	struct event *orphan_timer;
-	struct event *stop_timer;
-
+/* One PostgreSQL connection and its pipeline: a lane (see db.h). */
+struct dbconn {
+	struct db *db;
+	int lane;
 	PGconn *pg;
 	enum db_state state;
 	int failures;
 	int64_t connect_started_ms;
-	bool stopping;
+	struct event *sock_ev;
+	struct event *timer;      /* ping / reconnect */
+	bool healthy;
 
 	struct jobq pending;
 	/* Each job has a prepare in front of it at most: 2 slots per job. */
@@ -82,14 +75,29 @@ struct db {
 	bool cursor_has_result;
 	bool in_flight;
 	bool want_flush;
+};
 
+struct db {
+	struct server *srv;
+	char *url;
+	pthread_t thread;
+	struct event_base *base;
+	struct inbox inbox;
+	struct event *inbox_ev;
+	struct event *depth_timer;
+	struct event *orphan_timer;
+	struct event *stop_timer;
+	bool stopping;
+
+	struct dbconn conns[DB_LANES];
 	atomic_bool healthy;
 };
 
 static void sock_cb(evutil_socket_t fd, short what, void *arg);
-static void send_batch(struct db *db);
-static void submit_internal(struct db *db, const char *sql, db_done_fn done);
+static void send_batch(struct dbconn *c);
+static void submit_internal(struct dbconn *c, const char *sql, db_done_fn done);
 static void accept_job(struct db *db, struct db_job *j);
+static void send_batches(struct db *db);
 
 /* ---- jobs -------------------------------------------------------------- */
 
@@ -205,28 +213,33 @@ static void fail_fast_jobs(struct db *db, struct jobq *q)
 
 /* ---- health and connection ------------------------------------------- */
 
-static void forget_prepared(struct db *db)
+static void forget_prepared(struct dbconn *c)
 {
 	const char *k;
 	void *v;
-	for (size_t i = 0; map_next(&db->prepared, &i, &k, &v);)
+	for (size_t i = 0; map_next(&c->prepared, &i, &k, &v);)
 		xfree(v);
-	map_free(&db->prepared);
-	map_init(&db->prepared);
+	map_free(&c->prepared);
+	map_init(&c->prepared);
 }
 
-static void set_healthy(struct db *db, bool up)
+/* The broker is healthy while every lane is. */
+static void set_healthy(struct dbconn *c, bool up)
 {
-	bool was = atomic_exchange(&db->healthy, up);
-	metrics_gauge_set(METRIC_DB_HEALTHY, up ? 1 : 0);
-	if (was != up)
-		log_info(up ? "db_up" : "db_down", "failures=%d", db->failures);
+	c->healthy = up;
+	bool all = true;
+	for (int i = 0; i < DB_LANES; i++)
+		all = all && c->db->conns[i].healthy;
+	bool was = atomic_exchange(&c->db->healthy, all);
+	metrics_gauge_set(METRIC_DB_HEALTHY, all ? 1 : 0);
+	if (was != all)
+		log_info(all ? "db_up" : "db_down", "lane=%d failures=%d", c->lane, c->failures);
 }
 
-static int64_t retry_delay_ms(const struct db *db)
+static int64_t retry_delay_ms(const struct dbconn *c)
 {
-	int64_t cap = (int64_t)db->srv->cfg->db_ping_interval_seconds * 1000;
-	int shift = db->failures < 6 ? db->failures : 6;
+	int64_t cap = (int64_t)c->db->srv->cfg->db_ping_interval_seconds * 1000;
+	int shift = c->failures < 6 ? c->failures : 6;
 	int64_t d = 500LL << shift;
 	return d < cap ? d : cap;
 }
@@ -239,62 +252,62 @@ static void arm(struct event *ev, int64_t ms)
 
 /* Everything sent but not answered goes back to the front of the queue:
  * rolled back or never run, it is sent again on the next connection. */
-static void requeue_in_flight(struct db *db)
+static void requeue_in_flight(struct dbconn *c)
 {
 	struct jobq again = { 0 };
-	for (int i = 0; i < db->nslots; i++) {
-		struct slot *s = &db->batch[i];
+	for (int i = 0; i < c->nslots; i++) {
+		struct slot *s = &c->batch[i];
 		PQclear(s->res);
 		s->res = NULL;
 		if (s->kind == SLOT_JOB)
 			q_push_back(&again, s->job);
 	}
-	db->nslots = 0;
-	db->in_flight = false;
-	q_prepend(&db->pending, &again);
+	c->nslots = 0;
+	c->in_flight = false;
+	q_prepend(&c->pending, &again);
 }
 
-static void connection_lost(struct db *db, const char *why)
+static void connection_lost(struct dbconn *c, const char *why)
 {
-	if (db->pg) {
-		log_warn("db_connection_lost", "error=%s", why);
-		if (db->sock_ev) {
-			event_free(db->sock_ev);
-			db->sock_ev = NULL;
+	if (c->pg) {
+		log_warn("db_connection_lost", "lane=%d error=%s", c->lane, why);
+		if (c->sock_ev) {
+			event_free(c->sock_ev);
+			c->sock_ev = NULL;
 		}
-		PQfinish(db->pg);
-		db->pg = NULL;
+		PQfinish(c->pg);
+		c->pg = NULL;
 	}
-	forget_prepared(db);
-	db->failures++;
-	db->state = DB_DOWN;
-	set_healthy(db, false);
-	requeue_in_flight(db);
-	fail_fast_jobs(db, &db->pending);
-	if (!db->stopping)
-		arm(db->timer, retry_delay_ms(db));
+	forget_prepared(c);
+	c->failures++;
+	c->state = DB_DOWN;
+	set_healthy(c, false);
+	requeue_in_flight(c);
+	fail_fast_jobs(c->db, &c->pending);
+	if (!c->db->stopping)
+		arm(c->timer, retry_delay_ms(c));
 }
 
-static void watch_socket(struct db *db, short what)
+static void watch_socket(struct dbconn *c, short what)
 {
-	if (db->sock_ev)
-		event_free(db->sock_ev);
-	db->sock_ev = event_new(db->base, PQsocket(db->pg), what, sock_cb, db);
-	event_add(db->sock_ev, NULL);
+	if (c->sock_ev)
+		event_free(c->sock_ev);
+	c->sock_ev = event_new(c->db->base, PQsocket(c->pg), what, sock_cb, c);
+	event_add(c->sock_ev, NULL);
 }
 
 static void ping_done(struct db_job *j)
 {
-	struct db *db = j->arg;
+	struct dbconn *c = j->arg;
 	if (!j->ok) {
-		log_warn("db_ping_failed", "error=%s", j->error);
-		if (db->state == DB_READY)
-			connection_lost(db, j->error);
+		log_warn("db_ping_failed", "lane=%d error=%s", c->lane, j->error);
+		if (c->state == DB_READY)
+			connection_lost(c, j->error);
 		return;
 	}
-	db->failures = 0;
-	set_healthy(db, true);
-	arm(db->timer, (int64_t)db->srv->cfg->db_ping_interval_seconds * 1000);
+	c->failures = 0;
+	set_healthy(c, true);
+	arm(c->timer, (int64_t)c->db->srv->cfg->db_ping_interval_seconds * 1000);
 }
 
 static void depth_done(struct db_job *j)
@@ -303,78 +316,74 @@ static void depth_done(struct db_job *j)
 		metrics_gauge_set(METRIC_QUEUE_DEPTH, strtoll(PQgetvalue(j->res, 0, 0), NULL, 10));
 }
 
-static void connect_ready(struct db *db)
+static const char depth_sql[] = "SELECT count(*) FROM mesh.message_queue WHERE delivered_at IS NULL";
+
+static void connect_ready(struct dbconn *c)
 {
-	if (PQsetnonblocking(db->pg, 1) != 0 || PQenterPipelineMode(db->pg) != 1) {
-		connection_lost(db, PQerrorMessage(db->pg));
+	if (PQsetnonblocking(c->pg, 1) != 0 || PQenterPipelineMode(c->pg) != 1) {
+		connection_lost(c, PQerrorMessage(c->pg));
 		return;
 	}
-	db->state = DB_READY;
-	watch_socket(db, EV_READ | EV_PERSIST);
-	log_info("db_connected", "server_version=%d", PQserverVersion(db->pg));
+	c->state = DB_READY;
+	watch_socket(c, EV_READ | EV_PERSIST);
+	log_info("db_connected", "lane=%d server_version=%d", c->lane, PQserverVersion(c->pg));
 	/* Health is proven by a ping, not by the handshake alone. */
-	submit_internal(db, "SELECT 1", ping_done);
-	submit_internal(db,
-			"SELECT count(*) FROM mesh.message_queue WHERE delivered_at IS NULL",
-			depth_done);
+	submit_internal(c, "SELECT 1", ping_done);
+	if (c->lane == DB_LANE_QUEUE)
+		submit_internal(c, depth_sql, depth_done);
 }
 
-static void connect_poll(struct db *db)
+static void connect_poll(struct dbconn *c)
 {
-	if (clock_mono_ms() - db->connect_started_ms > CONNECT_TIMEOUT_MS) {
-		connection_lost(db, "connect timeout");
+	if (clock_mono_ms() - c->connect_started_ms > CONNECT_TIMEOUT_MS) {
+		connection_lost(c, "connect timeout");
 		return;
 	}
-	switch (PQconnectPoll(db->pg)) {
+	switch (PQconnectPoll(c->pg)) {
 	case PGRES_POLLING_READING:
-		watch_socket(db, EV_READ);
+		watch_socket(c, EV_READ);
 		break;
 	case PGRES_POLLING_WRITING:
-		watch_socket(db, EV_WRITE);
+		watch_socket(c, EV_WRITE);
 		break;
 	case PGRES_POLLING_OK:
-		connect_ready(db);
+		connect_ready(c);
 		break;
 	default:
-		connection_lost(db, PQerrorMessage(db->pg));
+		connection_lost(c, PQerrorMessage(c->pg));
 		break;
 	}
 }
 
-static void connect_start(struct db *db)
+static void connect_start(struct dbconn *c)
 {
-	/* Every timestamp is UTC, in the session as in the process (SEMANTICS §0).
-	 * Statements are prepared (parsed once) but planned for each execution:
-	 * a generic plan of the batch statements, made without their jsonb
-	 * rows or on a young table's statistics, halved the throughput in
-	 * contrib/meshbench's dm-burst. */
+	/* Every timestamp is UTC, in the session as in the process (SEMANTICS §0). */
 	const char *keys[] = { "dbname", "options", "application_name", NULL };
-	const char *vals[] = { db->url, "-c TimeZone=UTC",
-			       "meshd", NULL };
-	db->pg = PQconnectStartParams(keys, vals, 1);
-	if (!db->pg || PQstatus(db->pg) == CONNECTION_BAD) {
-		connection_lost(db, db->pg ? PQerrorMessage(db->pg) : "out of memory");
+	const char *vals[] = { c->db->url, "-c TimeZone=UTC", "meshd", NULL };
+	c->pg = PQconnectStartParams(keys, vals, 1);
+	if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD) {
+		connection_lost(c, c->pg ? PQerrorMessage(c->pg) : "out of memory");
 		return;
 	}
-	db->state = DB_CONNECTING;
-	db->connect_started_ms = clock_mono_ms();
-	arm(db->timer, CONNECT_TIMEOUT_MS + 100);
-	connect_poll(db);
+	c->state = DB_CONNECTING;
+	c->connect_started_ms = clock_mono_ms();
+	arm(c->timer, CONNECT_TIMEOUT_MS + 100);
+	connect_poll(c);
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct db *db = arg;
-	switch (db->state) {
+	struct dbconn *c = arg;
+	switch (c->state) {
 	case DB_DOWN:
-		if (!db->stopping)
-			connect_start(db);
+		if (!c->db->stopping)
+			connect_start(c);
 		break;
 	case DB_CONNECTING:
-		connect_poll(db); /* enforces the connect timeout */
+		connect_poll(c); /* enforces the connect timeout */
 		break;
 	case DB_READY:
-		submit_internal(db, "SELECT 1", ping_done);
+		submit_internal(c, "SELECT 1", ping_done);
 		break;
 	}
 }
@@ -385,143 +394,142 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 static void orphan_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct db *db = arg;
-	if (db->state == DB_READY)
-		accept_job(db, db_job_new("DELETE FROM mesh.message_queue WHERE delivered_at IS NULL"
-					  " AND created_at < now() - interval '7 days'",
-					  DB_JOB_WRITE | DB_JOB_FAIL_FAST, NULL, NULL, db));
-	send_batch(db);
+	accept_job(db, db_job_new("DELETE FROM mesh.message_queue WHERE delivered_at IS NULL"
+				  " AND created_at < now() - interval '7 days'",
+				  DB_JOB_WRITE | DB_JOB_FAIL_FAST, NULL, NULL, db));
+	send_batches(db);
 	arm(db->orphan_timer, ORPHAN_SWEEP_MS);
 }
 
 static void depth_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct db *db = arg;
-	if (db->state == DB_READY)
-		submit_internal(db,
-				"SELECT count(*) FROM mesh.message_queue WHERE delivered_at IS NULL",
-				depth_done);
+	struct dbconn *c = &db->conns[DB_LANE_QUEUE];
+	if (c->state == DB_READY)
+		submit_internal(c, depth_sql, depth_done);
 	arm(db->depth_timer, (int64_t)db->srv->cfg->queue_depth_interval_seconds * 1000);
 }
 
 /* ---- batches ----------------------------------------------------------- */
 
-static void add_slot(struct db *db, enum slot_kind kind, struct db_job *j)
+static void add_slot(struct dbconn *c, enum slot_kind kind, struct db_job *j)
 {
-	db->batch[db->nslots++] = (struct slot){ .kind = kind, .job = j, .res = NULL };
+	c->batch[c->nslots++] = (struct slot){ .kind = kind, .job = j, .res = NULL };
 }
 
-static bool send_plain(struct db *db, const char *sql)
+static bool send_plain(struct dbconn *c, const char *sql)
 {
-	return PQsendQueryParams(db->pg, sql, 0, NULL, NULL, NULL, NULL, 0) == 1;
+	return PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0) == 1;
 }
 
-/* A job's statement, prepared first if this connection has not seen it.
- * Its slots are taken before anything is sent, so a failure midway leaves
- * the job where requeue_in_flight() finds it. */
-static bool send_job(struct db *db, struct db_job *j)
+/* A job's statement, prepared first if this connection has not seen it
+ * (or, DB_JOB_CUSTOM_PLAN, sent unnamed).  Its slots are taken before
+ * anything is sent, so a failure midway leaves the job where
+ * requeue_in_flight() finds it. */
+static bool send_job(struct dbconn *c, struct db_job *j)
 {
 	if (j->flags & DB_JOB_CUSTOM_PLAN) {
-		add_slot(db, SLOT_JOB, j);
-		return PQsendQueryParams(db->pg, j->sql, j->nparams, NULL,
+		add_slot(c, SLOT_JOB, j);
+		return PQsendQueryParams(c->pg, j->sql, j->nparams, NULL,
 					 (const char *const *)j->params, NULL, NULL, 0) == 1;
 	}
-	const char *name = map_get(&db->prepared, j->sql);
+	const char *name = map_get(&c->prepared, j->sql);
 	bool prepare = name == NULL;
 	if (prepare) {
 		char buf[24];
-		snprintf(buf, sizeof(buf), "m%u", db->nprepared++);
+		snprintf(buf, sizeof(buf), "m%u", c->nprepared++);
 		name = xstrdup(buf);
-		map_put(&db->prepared, j->sql, (void *)name);
-		add_slot(db, SLOT_PREPARE, j);
+		map_put(&c->prepared, j->sql, (void *)name);
+		add_slot(c, SLOT_PREPARE, j);
 	}
-	add_slot(db, SLOT_JOB, j);
-	if (prepare && PQsendPrepare(db->pg, name, j->sql, j->nparams, NULL) != 1)
+	add_slot(c, SLOT_JOB, j);
+	if (prepare && PQsendPrepare(c->pg, name, j->sql, j->nparams, NULL) != 1)
 		return false;
-	return PQsendQueryPrepared(db->pg, name, j->nparams, (const char *const *)j->params, NULL,
+	return PQsendQueryPrepared(c->pg, name, j->nparams, (const char *const *)j->params, NULL,
 				   NULL, 0) == 1;
 }
 
 /* Jobs taken for a batch but never sent go back to the front, in order. */
-static void unsend(struct db *db, struct db_job **jobs, int n)
+static void unsend(struct dbconn *c, struct db_job **jobs, int n)
 {
 	struct jobq back = { 0 };
 	for (int i = 0; i < n; i++)
 		q_push_back(&back, jobs[i]);
-	q_prepend(&db->pending, &back);
+	q_prepend(&c->pending, &back);
 }
 
-static void flush_output(struct db *db)
+static void flush_output(struct dbconn *c)
 {
-	int r = PQflush(db->pg);
+	int r = PQflush(c->pg);
 	if (r < 0) {
-		connection_lost(db, PQerrorMessage(db->pg));
+		connection_lost(c, PQerrorMessage(c->pg));
 		return;
 	}
 	bool pending_out = r == 1;
-	if (pending_out != db->want_flush) {
-		db->want_flush = pending_out;
-		watch_socket(db, (short)(EV_READ | EV_PERSIST | (pending_out ? EV_WRITE : 0)));
+	if (pending_out != c->want_flush) {
+		c->want_flush = pending_out;
+		watch_socket(c, (short)(EV_READ | EV_PERSIST | (pending_out ? EV_WRITE : 0)));
 	}
 }
 
 /* Writes first, inside one transaction; then reads; then one Sync. */
-static void send_batch(struct db *db)
+static void send_batch(struct dbconn *c)
 {
-	if (db->state != DB_READY || db->in_flight || !db->pending.head)
+	if (c->state != DB_READY || c->in_flight || !c->pending.head)
 		return;
 	struct db_job *writes[BATCH_MAX], *reads[BATCH_MAX];
 	int nw = 0, nr = 0;
 	struct db_job *j;
-	while (nw + nr < BATCH_MAX && (j = q_pop(&db->pending))) {
+	while (nw + nr < BATCH_MAX && (j = q_pop(&c->pending))) {
 		if (j->flags & DB_JOB_WRITE)
 			writes[nw++] = j;
 		else
 			reads[nr++] = j;
 	}
-	db->nslots = 0;
-	db->cursor = 0;
-	db->cursor_has_result = false;
+	c->nslots = 0;
+	c->cursor = 0;
+	c->cursor_has_result = false;
 	bool ok = true;
 	int w_sent = 0, r_sent = 0;
 	if (nw) {
-		add_slot(db, SLOT_BEGIN, NULL);
-		ok = send_plain(db, "BEGIN");
+		add_slot(c, SLOT_BEGIN, NULL);
+		ok = send_plain(c, "BEGIN");
 		while (ok && w_sent < nw)
-			ok = send_job(db, writes[w_sent++]);
-		add_slot(db, SLOT_COMMIT, NULL);
-		ok = ok && send_plain(db, "COMMIT");
+			ok = send_job(c, writes[w_sent++]);
+		add_slot(c, SLOT_COMMIT, NULL);
+		ok = ok && send_plain(c, "COMMIT");
 	}
 	while (ok && r_sent < nr)
-		ok = send_job(db, reads[r_sent++]);
+		ok = send_job(c, reads[r_sent++]);
 	if (!ok) {
-		unsend(db, reads + r_sent, nr - r_sent);
-		unsend(db, writes + w_sent, nw - w_sent);
+		unsend(c, reads + r_sent, nr - r_sent);
+		unsend(c, writes + w_sent, nw - w_sent);
 	}
-	db->in_flight = true;
-	if (!ok || PQpipelineSync(db->pg) != 1) {
-		connection_lost(db, PQerrorMessage(db->pg));
+	c->in_flight = true;
+	if (!ok || PQpipelineSync(c->pg) != 1) {
+		connection_lost(c, PQerrorMessage(c->pg));
 		return;
 	}
-	flush_output(db);
+	flush_output(c);
 }
 
 /* The Sync arrived: every slot has its result.  Hand out the outcomes. */
-static void finish_batch(struct db *db)
+static void finish_batch(struct dbconn *c)
 {
-	bool has_txn = db->nslots > 0 && db->batch[0].kind == SLOT_BEGIN;
+	bool has_txn = c->nslots > 0 && c->batch[0].kind == SLOT_BEGIN;
 	bool committed = false;
-	for (int i = 0; i < db->nslots; i++)
-		if (db->batch[i].kind == SLOT_COMMIT)
-			committed = db->batch[i].res &&
-				    PQresultStatus(db->batch[i].res) == PGRES_COMMAND_OK;
+	for (int i = 0; i < c->nslots; i++)
+		if (c->batch[i].kind == SLOT_COMMIT)
+			committed = c->batch[i].res &&
+				    PQresultStatus(c->batch[i].res) == PGRES_COMMAND_OK;
 	struct jobq again = { 0 };
-	for (int i = 0; i < db->nslots; i++) {
-		struct slot *s = &db->batch[i];
+	for (int i = 0; i < c->nslots; i++) {
+		struct slot *s = &c->batch[i];
 		PGresult *res = s->res;
 		s->res = NULL;
 		if (s->kind == SLOT_PREPARE && (!res || PQresultStatus(res) != PGRES_COMMAND_OK)) {
 			/* Not prepared after all: prepare again on the next use. */
-			xfree(map_del(&db->prepared, s->job->sql));
+			xfree(map_del(&c->prepared, s->job->sql));
 		}
 		if (s->kind != SLOT_JOB) {
 			PQclear(res);
@@ -531,109 +539,135 @@ static void finish_batch(struct db *db)
 		bool done_ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 		bool rolled_back = has_txn && (s->job->flags & DB_JOB_WRITE) && !committed;
 		if (done_ok && !rolled_back) {
-			complete(db, s->job, true, res, NULL);
+			complete(c->db, s->job, true, res, NULL);
 		} else if (st == PGRES_FATAL_ERROR || st == PGRES_NONFATAL_ERROR) {
 			char msg[200];
 			snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
 			msg[strcspn(msg, "\n")] = '\0';
 			PQclear(res);
-			log_warn("db_job_failed", "error=%s", msg);
-			complete(db, s->job, false, NULL, msg);
+			log_warn("db_job_failed", "lane=%d error=%s", c->lane, msg);
+			complete(c->db, s->job, false, NULL, msg);
 		} else {
 			/* Skipped by the pipeline abort, or rolled back with its batch. */
 			PQclear(res);
 			q_push_back(&again, s->job);
 		}
 	}
-	db->nslots = 0;
-	db->in_flight = false;
-	q_prepend(&db->pending, &again);
+	c->nslots = 0;
+	c->in_flight = false;
+	q_prepend(&c->pending, &again);
 }
 
-static void read_results(struct db *db)
+static void read_results(struct dbconn *c)
 {
-	if (PQconsumeInput(db->pg) != 1) {
-		connection_lost(db, PQerrorMessage(db->pg));
+	if (PQconsumeInput(c->pg) != 1) {
+		connection_lost(c, PQerrorMessage(c->pg));
 		return;
 	}
-	while (db->in_flight && !PQisBusy(db->pg)) {
-		PGresult *r = PQgetResult(db->pg);
+	while (c->in_flight && !PQisBusy(c->pg)) {
+		PGresult *r = PQgetResult(c->pg);
 		if (!r) {
 			/* End of one command's results. */
-			if (db->cursor_has_result) {
-				db->cursor++;
-				db->cursor_has_result = false;
+			if (c->cursor_has_result) {
+				c->cursor++;
+				c->cursor_has_result = false;
 			}
 			continue;
 		}
 		if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
 			PQclear(r);
-			finish_batch(db);
+			finish_batch(c);
 			break;
 		}
-		if (db->cursor >= db->nslots || db->cursor_has_result) {
+		if (c->cursor >= c->nslots || c->cursor_has_result) {
 			PQclear(r); /* a second result for one command: not ours to keep */
 			continue;
 		}
-		db->batch[db->cursor].res = r;
-		db->cursor_has_result = true;
+		c->batch[c->cursor].res = r;
+		c->cursor_has_result = true;
 	}
-	if (PQstatus(db->pg) == CONNECTION_BAD)
-		connection_lost(db, PQerrorMessage(db->pg));
+	if (PQstatus(c->pg) == CONNECTION_BAD)
+		connection_lost(c, PQerrorMessage(c->pg));
 }
 
+/* Stopping ends once no lane has work it can still do. */
 static void maybe_finish_stop(struct db *db)
 {
-	if (db->stopping && !db->in_flight && (!db->pending.head || db->state != DB_READY))
-		event_base_loopbreak(db->base);
+	if (!db->stopping)
+		return;
+	for (int i = 0; i < DB_LANES; i++) {
+		const struct dbconn *c = &db->conns[i];
+		if (c->in_flight || (c->pending.head && c->state == DB_READY))
+			return;
+	}
+	event_base_loopbreak(db->base);
 }
 
 static void sock_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct db *db = arg;
-	if (db->state == DB_CONNECTING) {
-		connect_poll(db);
+	struct dbconn *c = arg;
+	if (c->state == DB_CONNECTING) {
+		connect_poll(c);
 		return;
 	}
-	if (db->state != DB_READY)
+	if (c->state != DB_READY)
 		return;
 	if (what & EV_WRITE)
-		flush_output(db);
-	if (db->state == DB_READY && (what & EV_READ))
-		read_results(db);
-	send_batch(db);
-	maybe_finish_stop(db);
+		flush_output(c);
+	if (c->state == DB_READY && (what & EV_READ))
+		read_results(c);
+	send_batch(c);
+	maybe_finish_stop(c->db);
 }
 
 /* ---- inbox and thread -------------------------------------------------- */
 
-static void accept_job(struct db *db, struct db_job *j)
+static size_t pending_total(const struct db *db)
 {
-	if (db->state != DB_READY && (j->flags & DB_JOB_FAIL_FAST)) {
-		complete(db, j, false, NULL, "database unavailable");
+	size_t n = 0;
+	for (int i = 0; i < DB_LANES; i++)
+		n += db->conns[i].pending.len;
+	return n;
+}
+
+static void enqueue(struct dbconn *c, struct db_job *j)
+{
+	if (c->state != DB_READY && (j->flags & DB_JOB_FAIL_FAST)) {
+		complete(c->db, j, false, NULL, "database unavailable");
 		return;
 	}
 	/* Writes wait for the database, but not without bound: past the cap a
 	 * new job fails at once (a send gets an error ack and is retried by
 	 * its client) instead of growing the broker's memory. */
-	if (db->pending.len >= (size_t)db->srv->cfg->db_max_pending_jobs) {
-		complete(db, j, false, NULL, "database unavailable: too many pending writes");
+	if (pending_total(c->db) >= (size_t)c->db->srv->cfg->db_max_pending_jobs) {
+		complete(c->db, j, false, NULL, "database unavailable: too many pending writes");
 		return;
 	}
-	q_push_back(&db->pending, j);
+	q_push_back(&c->pending, j);
 }
 
-static void submit_internal(struct db *db, const char *sql, db_done_fn done)
+static void accept_job(struct db *db, struct db_job *j)
 {
-	accept_job(db, db_job_new(sql, DB_JOB_FAIL_FAST, NULL, done, db));
-	send_batch(db);
+	enqueue(&db->conns[(j->flags & DB_JOB_LANE_QUEUE) ? DB_LANE_QUEUE : DB_LANE_STATE], j);
+}
+
+static void submit_internal(struct dbconn *c, const char *sql, db_done_fn done)
+{
+	enqueue(c, db_job_new(sql, DB_JOB_FAIL_FAST, NULL, done, c));
+	send_batch(c);
 }
 
 static void stop_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct db *db = arg;
-	log_warn("db_stop_timeout", "pending=%zu", db->pending.len);
+	log_warn("db_stop_timeout", "pending=%zu", pending_total(db));
 	event_base_loopbreak(db->base);
+}
+
+static void send_batches(struct db *db)
+{
+	for (int i = 0; i < DB_LANES; i++)
+		send_batch(&db->conns[i]);
 }
 
 static void inbox_cb(evutil_socket_t fd, short what, void *arg)
@@ -655,7 +689,7 @@ static void inbox_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		m = next;
 	}
-	send_batch(db);
+	send_batches(db);
 	maybe_finish_stop(db);
 }
 
@@ -665,7 +699,8 @@ static void *db_main(void *arg)
 	thread_set_role(THREAD_DB, 0);
 	thread_set_name("meshd-db");
 	pthread_barrier_wait(&db->srv->start_barrier);
-	connect_start(db);
+	for (int i = 0; i < DB_LANES; i++)
+		connect_start(&db->conns[i]);
 	arm(db->depth_timer, (int64_t)db->srv->cfg->queue_depth_interval_seconds * 1000);
 	arm(db->orphan_timer, ORPHAN_SWEEP_MS);
 	event_base_dispatch(db->base);
@@ -683,9 +718,14 @@ struct db *db_new(struct server *srv, const char *database_url)
 	event_config_free(ec);
 	if (!db->base || !inbox_init(&db->inbox))
 		die("db_init_failed", "");
-	map_init(&db->prepared);
+	for (int i = 0; i < DB_LANES; i++) {
+		struct dbconn *c = &db->conns[i];
+		c->db = db;
+		c->lane = i;
+		map_init(&c->prepared);
+		c->timer = evtimer_new(db->base, timer_cb, c);
+	}
 	db->inbox_ev = event_new(db->base, inbox_fd(&db->inbox), EV_READ | EV_PERSIST, inbox_cb, db);
-	db->timer = evtimer_new(db->base, timer_cb, db);
 	db->depth_timer = evtimer_new(db->base, depth_timer_cb, db);
 	db->stop_timer = evtimer_new(db->base, stop_timer_cb, db);
 	db->orphan_timer = evtimer_new(db->base, orphan_timer_cb, db);
@@ -710,16 +750,27 @@ void db_stop(struct db *db, int timeout_ms)
 	pthread_join(db->thread, NULL);
 }
 
+static void conn_free(struct dbconn *c)
+{
+	struct db_job *j;
+	requeue_in_flight(c);
+	while ((j = q_pop(&c->pending)))
+		db_job_free(j);
+	if (c->sock_ev)
+		event_free(c->sock_ev);
+	event_free(c->timer);
+	if (c->pg)
+		PQfinish(c->pg);
+	forget_prepared(c);
+	map_free(&c->prepared);
+}
+
 void db_free(struct db *db)
 {
 	if (!db)
 		return;
-	struct db_job *j;
-	while ((j = q_pop(&db->pending)))
-		db_job_free(j);
-	requeue_in_flight(db);
-	while ((j = q_pop(&db->pending)))
-		db_job_free(j);
+	for (int i = 0; i < DB_LANES; i++)
+		conn_free(&db->conns[i]);
 	struct msg *m = inbox_take_all(&db->inbox);
 	while (m) {
 		struct msg *next = m->next;
@@ -729,17 +780,10 @@ void db_free(struct db *db)
 			xfree(m);
 		m = next;
 	}
-	if (db->sock_ev)
-		event_free(db->sock_ev);
 	event_free(db->inbox_ev);
-	event_free(db->timer);
 	event_free(db->depth_timer);
 	event_free(db->stop_timer);
 	event_free(db->orphan_timer);
-	if (db->pg)
-		PQfinish(db->pg);
-	forget_prepared(db);
-	map_free(&db->prepared);
 	event_base_free(db->base);
 	inbox_destroy(&db->inbox);
 	xfree(db->url);
@@ -752,16 +796,51 @@ void db_submit(struct db *db, struct db_job *job)
 	inbox_push(&db->inbox, &job->hdr);
 }
 
-void db_submit_json_write(struct db *db, const char *sql, json_t *rows)
+void db_stream_init(struct db_stream *s, const char *sql, unsigned flags)
 {
-	if (json_array_size(rows) == 0)
+	s->sql = sql;
+	s->flags = flags;
+	s->rows = json_array();
+	s->inflight = 0;
+}
+
+void db_stream_free(struct db_stream *s)
+{
+	json_decref(s->rows);
+	s->rows = NULL;
+}
+
+bool db_stream_may_send(const struct db_stream *s, size_t rows, bool force)
+{
+	return rows > 0 && (force || s->inflight < DB_STREAM_INFLIGHT || rows >= DB_STREAM_ROWS_MAX);
+}
+
+void db_stream_sent(struct db_stream *s)
+{
+	s->inflight++;
+}
+
+void db_stream_done(struct db_stream *s)
+{
+	s->inflight--;
+}
+
+static void stream_job_done(struct db_job *j)
+{
+	db_stream_done(j->arg);
+}
+
+void db_stream_flush(struct db_stream *s, struct worker *w, bool force)
+{
+	if (!db_stream_may_send(s, json_array_size(s->rows), force))
 		return;
-	char *text = json_dumps(rows, JSON_COMPACT);
-	json_array_clear(rows);
-	struct db_job *j = db_job_new(sql, DB_JOB_WRITE | DB_JOB_CUSTOM_PLAN, NULL, NULL, NULL);
+	char *text = json_dumps(s->rows, JSON_COMPACT);
+	json_array_clear(s->rows);
+	struct db_job *j = db_job_new(s->sql, DB_JOB_CUSTOM_PLAN | s->flags, w, stream_job_done, s);
 	db_job_param(j, text);
 	free(text); /* jansson allocates with malloc */
-	db_submit(db, j);
+	db_stream_sent(s);
+	db_submit(w->srv->db, j);
 }
 
 bool db_healthy(const struct db *db)

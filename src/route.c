@@ -186,13 +186,16 @@ struct send_row {
 struct route_batch {
 	struct send_row *rows;
 	size_t n, cap;
-	json_t *acks;
+	struct db_stream inserts; /* its own rows unused: sends carry more than JSON */
+	struct db_stream acks;
 };
 
 struct route_batch *route_batch_new(void)
 {
 	struct route_batch *b = xcalloc(1, sizeof(*b));
-	b->acks = json_array();
+	db_stream_init(&b->inserts, insert_many_sql,
+		       DB_JOB_WRITE | DB_JOB_CUSTOM_PLAN | DB_JOB_LANE_QUEUE);
+	db_stream_init(&b->acks, ack_many_sql, DB_JOB_WRITE);
 	return b;
 }
 
@@ -213,6 +216,7 @@ static void row_free(struct send_row *r)
 struct sent {
 	struct send_row *rows;
 	size_t n;
+	struct db_stream *stream;
 };
 
 static void sent_free(void *arg)
@@ -231,7 +235,8 @@ void route_batch_free(struct route_batch *b)
 	for (size_t i = 0; i < b->n; i++)
 		row_free(&b->rows[i]);
 	xfree(b->rows);
-	json_decref(b->acks);
+	db_stream_free(&b->inserts);
+	db_stream_free(&b->acks);
 	xfree(b);
 }
 
@@ -436,12 +441,6 @@ void route_send(struct conn *c, const json_t *msg)
 			mark_backlog(me, target);
 	}
 
-	json_t *payload = json_object();
-	json_object_set_new(payload, "targetSpec", json_string(target));
-	json_object_set_new(payload, "priority", json_string(r->priority));
-	worker_audit(c->w, audit_entry(me->mesh->id, "message_sent", me->member->id,
-				       me->display_name, payload, clock_wall_ms()));
-	json_decref(payload);
 }
 
 static void push_claimed(struct presence *p, const struct send_row *r, const char *sender_pubkey,
@@ -542,12 +541,25 @@ static void fan_out_direct(struct presence *from, const char *target)
 	}
 }
 
+/* SEMANTICS §D: message_sent, once the row is queued (write-behind: the
+ * send's ack does not wait for it). */
+static void audit_sent(struct worker *w, const struct presence *from, const struct send_row *r)
+{
+	json_t *payload = json_object();
+	json_object_set_new(payload, "targetSpec", json_string(r->target));
+	json_object_set_new(payload, "priority", json_string(r->priority));
+	worker_audit(w, audit_entry(from->mesh->id, "message_sent", from->member->id,
+				    from->display_name, payload, clock_wall_ms()));
+	json_decref(payload);
+}
+
 /* The batch committed (or failed): ack each send, then fan out. */
 static void sent_done(struct db_job *j)
 {
 	struct sent *batch = j->arg;
 	struct worker *w = j->origin;
 	struct shard *sh = worker_shard(w);
+	db_stream_done(batch->stream);
 	char now_iso[32];
 	log_iso8601(now_iso, clock_wall_ms());
 	/* created_at is the transaction's now(), the same for every row. */
@@ -571,6 +583,7 @@ static void sent_done(struct db_job *j)
 			ack_ok(c, r->req_id, r->id);
 		if (!from)
 			continue;
+		audit_sent(w, from, r);
 		if (r->cls == TARGET_BROADCAST || r->cls == TARGET_GROUP) {
 			mesh_remember_multicast(from->mesh, r->id);
 			fan_out_multicast(from, r);
@@ -586,11 +599,11 @@ static void sent_done(struct db_job *j)
 	}
 }
 
-void route_flush(struct worker *w)
+void route_flush(struct worker *w, bool force)
 {
 	struct route_batch *b = w->route_batch;
-	db_submit_json_write(w->srv->db, ack_many_sql, b->acks);
-	if (b->n == 0)
+	db_stream_flush(&b->acks, w, force);
+	if (!db_stream_may_send(&b->inserts, b->n, force))
 		return;
 	json_t *rows = json_array();
 	for (size_t i = 0; i < b->n; i++) {
@@ -620,13 +633,15 @@ void route_flush(struct worker *w)
 	struct sent *batch = xcalloc(1, sizeof(*batch));
 	batch->rows = b->rows;
 	batch->n = b->n;
+	batch->stream = &b->inserts;
 	b->rows = NULL;
 	b->n = b->cap = 0;
-	struct db_job *j = db_job_new(insert_many_sql, DB_JOB_WRITE | DB_JOB_CUSTOM_PLAN, w, sent_done, batch);
+	struct db_job *j = db_job_new(b->inserts.sql, b->inserts.flags, w, sent_done, batch);
 	j->free_arg = sent_free;
 	db_job_param(j, text);
 	db_job_paramf(j, "%d", w->srv->cfg->claim_lease_seconds);
 	free(text);
+	db_stream_sent(&b->inserts);
 	db_submit(w->srv->db, j);
 }
 
@@ -679,7 +694,8 @@ void route_drain(struct presence *p)
 		strcat(prios, "low,");
 	prios[strlen(prios) - 1] = '\0';
 
-	struct db_job *j = db_job_new(drain_sql, DB_JOB_WRITE | DB_JOB_CUSTOM_PLAN, c->w, drain_done, NULL);
+	struct db_job *j = db_job_new(drain_sql, DB_JOB_WRITE | DB_JOB_CUSTOM_PLAN | DB_JOB_LANE_QUEUE,
+				      c->w, drain_done, NULL);
 	db_job_param(j, p->mesh->id);
 	db_job_param(j, prios);
 	db_job_param(j, p->member->pubkey);
@@ -794,7 +810,7 @@ void route_client_ack(struct conn *c, const json_t *msg)
 	json_object_set_new(a, "cid", cid ? json_string(cid) : json_null());
 	json_object_set_new(a, "mpk", json_string(p->member->pubkey));
 	json_object_set_new(a, "spk", p->session_pubkey ? json_string(p->session_pubkey) : json_null());
-	json_array_append_new(c->w->route_batch->acks, a);
+	json_array_append_new(c->w->route_batch->acks.rows, a);
 }
 
 /* ---- message_status (§6.9) ------------------------------------------------------- */

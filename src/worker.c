@@ -74,14 +74,14 @@ void worker_audit(struct worker *w, json_t *entry)
 {
 	MESHD_ASSERT_ON_WORKER(w);
 	if (entry)
-		json_array_append_new(w->audit_batch, entry);
+		json_array_append_new(w->audit.rows, entry);
 }
 
-/* One loop iteration's gathered writes, as few jobs as possible. */
-static void flush_batches(struct worker *w)
+/* The gathered writes, as few jobs as possible (force: the last flush). */
+static void flush_batches(struct worker *w, bool force)
 {
-	route_flush(w);
-	db_submit_json_write(w->srv->db, AUDIT_SQL_APPEND_MANY, w->audit_batch);
+	route_flush(w, force);
+	db_stream_flush(&w->audit, w, force);
 }
 
 void worker_defer_migrate(struct worker *w, struct conn *c)
@@ -222,13 +222,13 @@ static void *worker_main(void *arg)
 	while (!w->stop) {
 		/* One iteration, then the work deferred to its end (STYLE.md §5–6). */
 		event_base_loop(w->base, EVLOOP_ONCE);
-		flush_batches(w);
+		flush_batches(w, false);
 		hand_over(w);
 		free_closed(w);
 		if (w->draining && w->nconns == 0)
 			w->stop = true;
 	}
-	flush_batches(w);
+	flush_batches(w, true);
 	hand_over(w);
 	/* Whatever is left after a drain timeout is dropped. */
 	for (uint32_t i = 0; i < w->nslots; i++)
@@ -254,7 +254,7 @@ bool worker_init(struct worker *w, struct server *srv, int id)
 	w->sweep_timer = evtimer_new(w->base, sweep_cb, w);
 	arm_sweep(w);
 	shard_init(&w->shard, w);
-	w->audit_batch = json_array();
+	db_stream_init(&w->audit, AUDIT_SQL_APPEND_MANY, DB_JOB_WRITE | DB_JOB_LANE_QUEUE);
 	w->route_batch = route_batch_new();
 	return w->inbox_ev && w->drain_deadline && w->sweep_timer && event_add(w->inbox_ev, NULL) == 0;
 }
@@ -285,7 +285,7 @@ void worker_destroy(struct worker *w)
 		m = next;
 	}
 	shard_free(&w->shard); /* before the base: presences hold timers */
-	json_decref(w->audit_batch);
+	db_stream_free(&w->audit);
 	route_batch_free(w->route_batch);
 	if (w->inbox_ev)
 		event_free(w->inbox_ev);

@@ -15,9 +15,31 @@
  * Completions travel back as MSG_DB_DONE to the inbox of the worker that
  * submitted the job and run there.
  *
- * The thread also pings the server (DB_PING_INTERVAL_SECONDS), reconnects
- * with backoff min(interval, 0.5 s × 2^min(failures, 6)) when the connection
- * is lost, keeps broker_db_healthy and /health up to date, and refreshes
+ * Lanes.  The thread holds DB_LANES connections, each with its own pipeline
+ * and batches, so one PostgreSQL backend is not the ceiling of the broker's
+ * write rate:
+ *   DB_LANE_QUEUE   sends' queue inserts, drains and audit appends
+ *                   (DB_JOB_LANE_QUEUE);
+ *   DB_LANE_STATE   everything else: client_acks, presence and status
+ *                   writes, lookups, message_status, sweeps.
+ * Order holds within a lane only.  The split keeps the two deadlock-free:
+ * a queue-lane job never waits for a lock the state lane may hold (it
+ * inserts fresh rows, takes FOR KEY SHARE on mesh and member rows, which
+ * meshd never deletes or re-keys, claims with SKIP LOCKED, and takes the
+ * audit chains' advisory locks, which only this lane takes), so a wait
+ * can only go one way.  The inserts of both queue and audit rows lock the
+ * mesh row FOR KEY SHARE through their foreign keys: from two connections
+ * at once every such lock becomes a new MultiXact (measured: +70 % database
+ * CPU in dm-burst), so they share a lane; a client_ack's update changes no
+ * key and locks nothing but its rows.  A write that must be visible to a later read runs
+ * in the same lane (client_ack, then message_status).  What crosses lanes
+ * is always ordered by a completion: a row is pushed, and so acked, only
+ * after its insert committed.
+ *
+ * The thread also pings the server on each connection
+ * (DB_PING_INTERVAL_SECONDS), reconnects one with backoff
+ * min(interval, 0.5 s × 2^min(failures, 6)) when it is lost, keeps
+ * broker_db_healthy and /health up to date (healthy while every lane is), and refreshes
  * broker_queue_depth.  Jobs submitted while the database is down wait for it
  * (writes) unless they ask to fail fast (lookups a client is waiting on).
  */
@@ -39,12 +61,15 @@ struct db_job;
 
 #define DB_MAX_PARAMS 16
 
+enum db_lane { DB_LANE_QUEUE, DB_LANE_STATE, DB_LANES };
+
 enum db_job_flags {
 	DB_JOB_WRITE = 1 << 0,     /* part of the batch's transaction */
 	DB_JOB_FAIL_FAST = 1 << 1, /* complete with an error at once while the db is down */
 	/* Planned for its own parameters each time (an unnamed statement), not
 	 * prepared: for the batch statements, whose rows arrive as one jsonb. */
 	DB_JOB_CUSTOM_PLAN = 1 << 2,
+	DB_JOB_LANE_QUEUE = 1 << 3, /* runs on DB_LANE_QUEUE (see Lanes above) */
 };
 
 /* Runs on the origin worker (or on the db thread when origin is NULL).
@@ -91,10 +116,35 @@ void db_free(struct db *db);
 /* Any thread: hands the job over (ownership moves). */
 void db_submit(struct db *db, struct db_job *job);
 
-/* Any thread: a fire-and-forget write whose one parameter ($1) is `rows`
- * as JSON text; rows is emptied (the caller keeps it for reuse).  Nothing
- * is sent for an empty array. */
-void db_submit_json_write(struct db *db, const char *sql, json_t *rows);
+/* A worker's stream of one batch statement (adaptive batching).  Rows
+ * gather on the worker; a flush sends them as one job, planned for its
+ * rows (DB_JOB_CUSTOM_PLAN), unless DB_STREAM_INFLIGHT jobs of the stream
+ * are still in flight: then they keep gathering until a completion comes
+ * back, so batches grow with the load instead of the number of loop
+ * iterations (a busy worker iterates often, with a few frames each).  An
+ * idle stream sends at once; past DB_STREAM_ROWS_MAX rows it sends anyway,
+ * so a stalled database meets DB_MAX_PENDING_JOBS, not the worker's memory.
+ * The statement's one parameter ($1) is the rows as a JSON array. */
+#define DB_STREAM_INFLIGHT 1
+#define DB_STREAM_ROWS_MAX 1024
+
+struct db_stream {
+	const char *sql;
+	unsigned flags;   /* DB_JOB_WRITE and the lane */
+	json_t *rows;     /* gathered since the last send */
+	int inflight;
+};
+
+void db_stream_init(struct db_stream *s, const char *sql, unsigned flags);
+void db_stream_free(struct db_stream *s);
+/* May a stream with `rows` gathered send now?  (force: the worker's last
+ * flush.)  For callers that build their own job and call
+ * db_stream_sent/db_stream_done around it. */
+bool db_stream_may_send(const struct db_stream *s, size_t rows, bool force);
+void db_stream_sent(struct db_stream *s);
+void db_stream_done(struct db_stream *s);
+/* Worker w: sends the gathered rows if db_stream_may_send(). */
+void db_stream_flush(struct db_stream *s, struct worker *w, bool force);
 
 /* Any thread: the latest health verdict (false until the first ping succeeds). */
 bool db_healthy(const struct db *db);

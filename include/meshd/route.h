@@ -11,6 +11,8 @@
 #ifndef MESHD_ROUTE_H
 #define MESHD_ROUTE_H
 
+#include <stdbool.h>
+
 #include <jansson.h>
 
 struct conn;
@@ -28,10 +30,11 @@ void route_message_status(struct conn *c, const json_t *msg);
  * presence whose socket is not open (Q2). */
 void route_drain(struct presence *p);
 
-/* The sends and acks of one worker loop iteration go to the db thread as
- * one multi-row INSERT and one UPDATE (group commit does the rest). */
+/* A worker's gathered sends and acks go to the db thread as one multi-row
+ * INSERT and one UPDATE per flush, as the streams of db.h allow (force:
+ * the worker's last flush); group commit does the rest. */
 struct route_batch *route_batch_new(void);
 void route_batch_free(struct route_batch *b);
-void route_flush(struct worker *w);
+void route_flush(struct worker *w, bool force);
 
 #endif

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "meshd/db.h"
 #include "meshd/inbox.h"
 #include "meshd/shard.h"
 
@@ -64,9 +65,10 @@ struct worker {
 	struct conn *closing;   /* freed after the current loop iteration */
 	struct conn *migrating; /* handed to their owner after the iteration */
 	struct shard shard;
-	/* Work gathered during one loop iteration, flushed to the db thread
-	 * after it (STYLE.md §6): audit entries, and route.c's sends and acks. */
-	json_t *audit_batch;
+	/* Writes gathered by the loop iterations, flushed to the db thread
+	 * after each (STYLE.md §6) as db.h's streams allow: audit entries,
+	 * and route.c's sends and acks. */
+	struct db_stream audit;
 	struct route_batch *route_batch;
 	bool stop;
 	bool draining; /* MSG_SHUTDOWN received: stop once nconns == 0 */
