@@ -265,6 +265,7 @@ static void ws_upgrade(struct conn *c, const struct http_request *req)
 		release(c);
 		return;
 	}
+	ws_rebind(c->ws, bufferevent_get_input(c->bev), out, c->fd);
 	c->state = CONN_WS;
 	int64_t now = clock_mono_ms();
 	c->park_at_ms = now + PARK_IDLE_MS;
@@ -571,7 +572,7 @@ void conn_detach(struct conn *c)
 	c->bev = NULL;
 	event_free(c->timer);
 	c->timer = NULL;
-	ws_rebind(c->ws, c->carry_in, c->carry_out);
+	ws_rebind(c->ws, c->carry_in, c->carry_out, -1);
 	worker_conn_remove(w, c->slot);
 	c->w = NULL;
 }
@@ -589,7 +590,7 @@ void conn_attach(struct worker *w, struct conn *c)
 	evbuffer_free(c->carry_in);
 	evbuffer_free(c->carry_out);
 	c->carry_in = c->carry_out = NULL;
-	ws_rebind(c->ws, bufferevent_get_input(c->bev), bufferevent_get_output(c->bev));
+	ws_rebind(c->ws, bufferevent_get_input(c->bev), bufferevent_get_output(c->bev), c->fd);
 	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATERMARK);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);

@@ -254,7 +254,7 @@ bool worker_init(struct worker *w, struct server *srv, int id)
 	w->sweep_timer = evtimer_new(w->base, sweep_cb, w);
 	arm_sweep(w);
 	shard_init(&w->shard, w);
-	db_stream_init(&w->audit, AUDIT_SQL_APPEND_MANY, DB_JOB_WRITE | DB_JOB_LANE_QUEUE);
+	db_stream_init(&w->audit, AUDIT_SQL_APPEND_MANY, DB_JOB_WRITE);
 	w->route_batch = route_batch_new();
 	return w->inbox_ev && w->drain_deadline && w->sweep_timer && event_add(w->inbox_ev, NULL) == 0;
 }

@@ -18,29 +18,26 @@
  * Lanes.  The thread holds DB_LANES connections, each with its own pipeline
  * and batches, so one PostgreSQL backend is not the ceiling of the broker's
  * write rate:
- *   DB_LANE_QUEUE   sends' queue inserts, drains and audit appends
- *                   (DB_JOB_LANE_QUEUE);
- *   DB_LANE_STATE   everything else: client_acks, presence and status
- *                   writes, lookups, message_status, sweeps.
+ *   DB_LANE_QUEUE   sends' queue inserts and drains (DB_JOB_LANE_QUEUE):
+ *                   the path a send's ack and push wait on;
+ *   DB_LANE_STATE   everything else: client_acks, audit appends (write-
+ *                   behind), presence and status writes, lookups,
+ *                   message_status, sweeps.
  * Order holds within a lane only.  The split keeps the two deadlock-free:
  * a queue-lane job never waits for a lock the state lane may hold (it
  * inserts fresh rows, takes FOR KEY SHARE on mesh and member rows, which
- * meshd never deletes or re-keys, claims with SKIP LOCKED, and takes the
- * audit chains' advisory locks, which only this lane takes), so a wait
- * can only go one way.  The inserts of both queue and audit rows lock the
- * mesh row FOR KEY SHARE through their foreign keys: from two connections
- * at once every such lock becomes a new MultiXact (measured: +70 % database
- * CPU in dm-burst), so they share a lane; a client_ack's update changes no
- * key and locks nothing but its rows.  A write that must be visible to a later read runs
- * in the same lane (client_ack, then message_status).  What crosses lanes
- * is always ordered by a completion: a row is pushed, and so acked, only
- * after its insert committed.
+ * meshd never deletes or re-keys, and claims with SKIP LOCKED; the audit
+ * chains' advisory locks are taken on the state lane only), so a wait can
+ * only go one way.  A write that must be visible to a later read runs in
+ * the same lane (client_ack, then message_status).  What crosses lanes is
+ * always ordered by a completion: a row is pushed, and so acked, only after
+ * its insert committed.
  *
  * The thread also pings the server on each connection
  * (DB_PING_INTERVAL_SECONDS), reconnects one with backoff
  * min(interval, 0.5 s × 2^min(failures, 6)) when it is lost, keeps
- * broker_db_healthy and /health up to date (healthy while every lane is), and refreshes
- * broker_queue_depth.  Jobs submitted while the database is down wait for it
+ * broker_db_healthy and /health up to date (healthy while every lane is),
+ * and refreshes broker_queue_depth.  Jobs submitted while the database is down wait for it
  * (writes) unless they ask to fail fast (lookups a client is waiting on).
  */
 #ifndef MESHD_DB_H

@@ -49,8 +49,13 @@ void ws_free(struct ws *ws);
 bool ws_park(struct ws *ws);
 bool ws_parked(const struct ws *ws);
 
-/* Points the session at other buffers (the connection moved workers). */
-void ws_rebind(struct ws *ws, struct evbuffer *in, struct evbuffer *out);
+/* Points the session at other buffers (the connection moved workers) and
+ * at the socket `out` drains to (-1: none; new sessions start with none).
+ * With a socket, a flush that finds `out` empty writes its frames straight
+ * to it with one send() and leaves only what the socket did not take in
+ * `out`: no write event to arm for a peer that keeps up.  Only the thread
+ * that owns the connection may flush. */
+void ws_rebind(struct ws *ws, struct evbuffer *in, struct evbuffer *out, int fd);
 
 /* Feeds every byte waiting in `in` to wslay (callbacks run from here), then
  * flushes queued frames to `out`.  False on a fatal protocol or callback

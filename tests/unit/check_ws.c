@@ -8,6 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <event2/buffer.h>
 
 #include "meshd/ws.h"
@@ -197,6 +201,68 @@ START_TEST(park_between_frames_only)
 }
 END_TEST
 
+/* Write-through: with a socket, frames go straight to it while `out` is
+ * empty; behind queued bytes (or too big for one send) they wait in `out`,
+ * in order. */
+START_TEST(flush_writes_through_only_when_out_is_empty)
+{
+	int sv[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct evbuffer *in = evbuffer_new(), *out = evbuffer_new();
+	struct seen s = { 0 };
+	struct ws *ws = ws_new(in, out, 1 << 20, &handlers, &s);
+	ws_rebind(ws, in, out, sv[0]);
+
+	ck_assert(ws_send_text(ws, "hello", 5));
+	ck_assert(ws_flush(ws));
+	ck_assert_uint_eq(evbuffer_get_length(out), 0);
+	unsigned char got[16];
+	ck_assert_int_eq(recv(sv[1], got, sizeof(got), MSG_DONTWAIT), 7);
+	ck_assert_int_eq(got[0], 0x81);
+	ck_assert_int_eq(got[1], 5);
+	ck_assert_int_eq(memcmp(got + 2, "hello", 5), 0);
+
+	/* Bytes already queued: the frame queues behind them, nothing is sent. */
+	evbuffer_add(out, "X", 1);
+	ck_assert(ws_send_text(ws, "abc", 3));
+	ck_assert(ws_flush(ws));
+	ck_assert_int_eq(recv(sv[1], got, sizeof(got), MSG_DONTWAIT), -1);
+	ck_assert_int_eq(errno, EAGAIN);
+	ck_assert_uint_eq(evbuffer_get_length(out), 1 + 2 + 3);
+	ck_assert_int_eq(evbuffer_remove(out, got, sizeof(got)), 6);
+	ck_assert_int_eq(got[0], 'X');
+	ck_assert_int_eq(got[1], 0x81);
+	ck_assert_int_eq(memcmp(got + 3, "abc", 3), 0);
+
+	/* Bigger than the staging buffer: all of it in `out`, header first. */
+	size_t big = 100 * 1024;
+	char *payload = malloc(big);
+	memset(payload, 'p', big);
+	ck_assert(ws_send_text(ws, payload, big));
+	ck_assert(ws_flush(ws));
+	ck_assert_int_eq(recv(sv[1], got, sizeof(got), MSG_DONTWAIT), -1);
+	ck_assert_uint_eq(evbuffer_get_length(out), 2 + 8 + big);
+	ck_assert_int_eq(evbuffer_remove(out, got, 2), 2);
+	ck_assert_int_eq(got[0], 0x81);
+	ck_assert_int_eq(got[1], 127); /* 64-bit length follows */
+
+	/* Without a socket (a connection in transit), nothing is written. */
+	evbuffer_drain(out, evbuffer_get_length(out));
+	ws_rebind(ws, in, out, -1);
+	ck_assert(ws_send_text(ws, "q", 1));
+	ck_assert(ws_flush(ws));
+	ck_assert_uint_eq(evbuffer_get_length(out), 3);
+	ck_assert_int_eq(recv(sv[1], got, sizeof(got), MSG_DONTWAIT), -1);
+
+	free(payload);
+	ws_free(ws);
+	evbuffer_free(in);
+	evbuffer_free(out);
+	close(sv[0]);
+	close(sv[1]);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ws");
@@ -207,6 +273,7 @@ int main(void)
 	tcase_add_test(tc, oversize_message_closes_1009);
 	tcase_add_test(tc, text_and_close_frames_are_unmasked_server_frames);
 	tcase_add_test(tc, park_between_frames_only);
+	tcase_add_test(tc, flush_writes_through_only_when_out_is_empty);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }
