@@ -44,6 +44,7 @@ static const char cors_headers[] =
 
 static void read_cb(struct bufferevent *bev, void *arg);
 static void write_cb(struct bufferevent *bev, void *arg);
+static void uncork_later(struct conn *c);
 static void event_cb(struct bufferevent *bev, short what, void *arg);
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
 static void ws_on_message(void *ud, const uint8_t *data, size_t len, bool binary);
@@ -362,6 +363,8 @@ static void http_process(struct conn *c)
 			/* Bytes after an upgrade head are already WebSocket frames. */
 			if (c->state == CONN_WS && (!ws_pump(c->ws) || !output_within_bound(c)))
 				release(c);
+			else if (c->state == CONN_WS)
+				uncork_later(c);
 			return;
 		}
 	}
@@ -397,6 +400,24 @@ static void ws_on_pong(void *ud)
 		presence_heartbeat(c->presence);
 }
 
+/* Frames a flush corked are sent after the loop iteration. */
+static void uncork_later(struct conn *c)
+{
+	if (c->ws && ws_corked(c->ws) && !c->uncork_listed) {
+		c->uncork_listed = true;
+		worker_defer_uncork(c->w, c);
+	}
+}
+
+void conn_uncork(struct conn *c)
+{
+	c->uncork_listed = false;
+	if (c->state == CONN_CLOSED || !c->ws)
+		return;
+	ws_uncork(c->ws);
+	output_within_bound(c);
+}
+
 void conn_ws_send(struct conn *c, const char *json, size_t len)
 {
 	if (c->state != CONN_WS)
@@ -405,6 +426,7 @@ void conn_ws_send(struct conn *c, const char *json, size_t len)
 		release(c);
 		return;
 	}
+	uncork_later(c);
 	output_within_bound(c);
 }
 
@@ -417,6 +439,7 @@ void conn_ws_close(struct conn *c, uint16_t code, const char *reason)
 		release(c);
 		return;
 	}
+	ws_uncork(c->ws); /* now: closing waits on the output buffer draining */
 	c->deadline_ms = clock_mono_ms() + CLOSE_LINGER_MS;
 	rearm(c);
 	log_debug("ws_close_sent", "worker=%d conn=%u code=%u reason=%s", c->w->id, c->slot,
@@ -432,7 +455,12 @@ static void ws_after_pump(struct conn *c)
 		c->deadline_ms = clock_mono_ms() + CLOSE_LINGER_MS;
 		rearm(c);
 	}
-	if (ws_finished(c->ws) && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+	if (!ws_finished(c->ws)) {
+		uncork_later(c);
+		return;
+	}
+	ws_uncork(c->ws);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		release(c);
 }
 
@@ -456,6 +484,7 @@ static void ws_tick(struct conn *c)
 			release(c);
 			return;
 		}
+		uncork_later(c);
 		c->next_ping_ms = now + (int64_t)cfg->ping_interval_seconds * 1000;
 		if (!output_within_bound(c))
 			return;

@@ -84,6 +84,23 @@ static void flush_batches(struct worker *w, bool force)
 	db_stream_flush(&w->audit, w, force);
 }
 
+void worker_defer_uncork(struct worker *w, struct conn *c)
+{
+	if (w->nuncork == w->uncork_cap) {
+		w->uncork_cap = w->uncork_cap ? 2 * w->uncork_cap : 256;
+		w->uncork = xrealloc(w->uncork, w->uncork_cap * sizeof(*w->uncork));
+	}
+	w->uncork[w->nuncork++] = c;
+}
+
+/* Conns stay allocated until free_closed(), after this. */
+static void uncork_all(struct worker *w)
+{
+	for (size_t i = 0; i < w->nuncork; i++)
+		conn_uncork(w->uncork[i]);
+	w->nuncork = 0;
+}
+
 void worker_defer_migrate(struct worker *w, struct conn *c)
 {
 	c->next_migrating = w->migrating;
@@ -223,12 +240,14 @@ static void *worker_main(void *arg)
 		/* One iteration, then the work deferred to its end (STYLE.md §5–6). */
 		event_base_loop(w->base, EVLOOP_ONCE);
 		flush_batches(w, false);
+		uncork_all(w);
 		hand_over(w);
 		free_closed(w);
 		if (w->draining && w->nconns == 0)
 			w->stop = true;
 	}
 	flush_batches(w, true);
+	uncork_all(w);
 	hand_over(w);
 	/* Whatever is left after a drain timeout is dropped. */
 	for (uint32_t i = 0; i < w->nslots; i++)
@@ -286,6 +305,7 @@ void worker_destroy(struct worker *w)
 	}
 	shard_free(&w->shard); /* before the base: presences hold timers */
 	db_stream_free(&w->audit);
+	xfree(w->uncork);
 	route_batch_free(w->route_batch);
 	if (w->inbox_ev)
 		event_free(w->inbox_ev);

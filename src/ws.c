@@ -1,10 +1,8 @@
 /* ws — wslay glue; see include/meshd/ws.h. */
 #include "config.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <openssl/evp.h>
@@ -20,8 +18,9 @@ struct ws {
 	wslay_event_context_ptr ctx;   /* NULL while parked (ws_park) */
 	struct evbuffer *in;
 	struct evbuffer *out;
-	int fd;                        /* written directly while out is empty, or -1 */
-	bool staging;                  /* inside ws_flush, filling stage */
+	int fd;                        /* the socket out drains to, or -1 */
+	struct evbuffer *cork;         /* frames waiting for ws_uncork, or NULL */
+	bool corking;                  /* inside ws_flush, filling cork */
 	const struct ws_handlers *h;
 	void *ud;
 	uint64_t max_message;
@@ -96,43 +95,13 @@ static void frame_end_cb(wslay_event_context_ptr ctx, void *user_data)
 	ws->framed += ws->frame_len;
 }
 
-/* Write-through: one flush's frames gather here and go to the socket in
- * one send() when nothing is waiting in `out` (the usual case: a push to a
- * peer that keeps up).  Buffering them in the bufferevent instead costs an
- * epoll_ctl to enable the write event and another to disable it once
- * drained, plus a loop iteration, per message per socket: ~15 % of a
- * worker's CPU in a 5 000-peer broadcast.  One buffer per thread: a flush
- * runs to completion before another starts. */
-#define WS_STAGE_MAX (64 * 1024)
-static _Thread_local uint8_t stage[WS_STAGE_MAX];
-static _Thread_local size_t stage_len;
-
-/* Moves what is staged to `out`, behind anything already there. */
-static bool unstage(struct ws *ws)
-{
-	bool ok = stage_len == 0 || evbuffer_add(ws->out, stage, stage_len) == 0;
-	stage_len = 0;
-	return ok;
-}
-
-/* The output evbuffer takes everything else; the connection bounds its size. */
+/* The output evbuffer (or the cork) takes everything; the connection
+ * bounds its size. */
 static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
 		       void *user_data)
 {
 	struct ws *ws = user_data;
-	if (ws->staging) {
-		if (stage_len + len <= WS_STAGE_MAX) {
-			memcpy(stage + stage_len, data, len);
-			stage_len += len;
-			return (ssize_t)len;
-		}
-		ws->staging = false;
-		if (!unstage(ws)) {
-			wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-			return -1;
-		}
-	}
-	if (evbuffer_add(ws->out, data, len) != 0) {
+	if (evbuffer_add(ws->corking ? ws->cork : ws->out, data, len) != 0) {
 		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
 		return -1;
 	}
@@ -204,6 +173,8 @@ void ws_free(struct ws *ws)
 		return;
 	if (ws->ctx)
 		wslay_event_context_free(ws->ctx);
+	if (ws->cork)
+		evbuffer_free(ws->cork);
 	xfree(ws);
 }
 
@@ -227,6 +198,7 @@ bool ws_parked(const struct ws *ws)
 
 void ws_rebind(struct ws *ws, struct evbuffer *in, struct evbuffer *out, int fd)
 {
+	ws_uncork(ws);
 	ws->in = in;
 	ws->out = out;
 	ws->fd = fd;
@@ -236,19 +208,31 @@ bool ws_flush(struct ws *ws)
 {
 	if (!ws->ctx || !wslay_event_want_write(ws->ctx))
 		return true;
-	ws->staging = ws->fd >= 0 && evbuffer_get_length(ws->out) == 0;
-	stage_len = 0;
+	ws->corking = ws->fd >= 0 && (ws->cork || evbuffer_get_length(ws->out) == 0);
+	if (ws->corking && !ws->cork)
+		ws->cork = evbuffer_new();
+	ws->corking = ws->corking && ws->cork;
 	bool ok = wslay_event_send(ws->ctx) == 0;
-	if (ws->staging && stage_len > 0) {
-		/* Whatever the socket does not take now (EAGAIN, a short write,
-		 * an error the bufferevent will report) waits in `out`. */
-		ssize_t n = send(ws->fd, stage, stage_len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		size_t sent = n > 0 ? (size_t)n : 0;
-		memmove(stage, stage + sent, stage_len - sent);
-		stage_len -= sent;
-	}
-	ws->staging = false;
-	return unstage(ws) && ok;
+	ws->corking = false;
+	return ok;
+}
+
+bool ws_corked(const struct ws *ws)
+{
+	return ws->cork != NULL;
+}
+
+void ws_uncork(struct ws *ws)
+{
+	if (!ws->cork)
+		return;
+	/* What the socket does not take now (EAGAIN, a short write, an error
+	 * the bufferevent will report when it tries) waits in `out`. */
+	if (ws->fd >= 0 && evbuffer_get_length(ws->out) == 0)
+		(void)evbuffer_write(ws->cork, ws->fd);
+	evbuffer_add_buffer(ws->out, ws->cork);
+	evbuffer_free(ws->cork);
+	ws->cork = NULL;
 }
 
 bool ws_pump(struct ws *ws)

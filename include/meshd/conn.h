@@ -47,6 +47,7 @@ struct conn {
 	int64_t last_pong_ms;
 	int64_t park_at_ms;        /* when the WebSocket may park (PARK_IDLE_MS after its last message) */
 	bool hello_done;
+	bool uncork_listed;        /* in the worker's list for conn_uncork */
 	long long body_skip;       /* request-body bytes still to discard */
 	bool http_close;           /* the request being answered ends the connection */
 
@@ -88,6 +89,9 @@ void conn_abort(struct conn *c);
 
 /* Graceful shutdown: WebSockets get 1001 "shutting down", idle HTTP is dropped. */
 void conn_shutdown(struct conn *c);
+/* After the loop iteration: sends the WebSocket frames corked during it
+ * (ws.h), one writev for all of them. */
+void conn_uncork(struct conn *c);
 
 /* Called by the worker after the loop iteration to free a released conn. */
 void conn_free(struct conn *c);

@@ -64,6 +64,8 @@ struct worker {
 
 	struct conn *closing;   /* freed after the current loop iteration */
 	struct conn *migrating; /* handed to their owner after the iteration */
+	struct conn **uncork;   /* corked this iteration (conn_uncork) */
+	size_t nuncork, uncork_cap;
 	struct shard shard;
 	/* Writes gathered by the loop iterations, flushed to the db thread
 	 * after each (STYLE.md §6) as db.h's streams allow: audit entries,
@@ -93,6 +95,9 @@ struct conn *worker_conn_get(struct worker *w, uint32_t slot, uint32_t gen);
 void worker_defer_free(struct worker *w, struct conn *c);
 /* Queues c to move to worker c->migrate_to after this loop iteration. */
 void worker_defer_migrate(struct worker *w, struct conn *c);
+/* Queues c for conn_uncork() after this loop iteration (before migrations
+ * and frees). */
+void worker_defer_uncork(struct worker *w, struct conn *c);
 
 /* Worker thread: queues an audit entry (audit_entry(); NULL is ignored) for
  * this iteration's AUDIT_SQL_APPEND_MANY job. */

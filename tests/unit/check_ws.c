@@ -201,13 +201,14 @@ START_TEST(park_between_frames_only)
 }
 END_TEST
 
-/* Write-through: with a socket, frames go straight to it while `out` is
- * empty; behind queued bytes (or too big for one send) they wait in `out`,
- * in order. */
-START_TEST(flush_writes_through_only_when_out_is_empty)
+/* Corking: with a socket, frames flushed while `out` is empty wait in the
+ * cork and go out in one write at ws_uncork; behind queued bytes they wait
+ * in `out`, in order; without a socket nothing is corked. */
+START_TEST(cork_sends_one_write_only_when_out_is_empty)
 {
 	int sv[2];
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	/* Non-blocking, as every broker socket is (accept4 SOCK_NONBLOCK). */
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
 	struct evbuffer *in = evbuffer_new(), *out = evbuffer_new();
 	struct seen s = { 0 };
 	struct ws *ws = ws_new(in, out, 1 << 20, &handlers, &s);
@@ -215,46 +216,63 @@ START_TEST(flush_writes_through_only_when_out_is_empty)
 
 	ck_assert(ws_send_text(ws, "hello", 5));
 	ck_assert(ws_flush(ws));
+	ck_assert(ws_send_text(ws, "again", 5));
+	ck_assert(ws_flush(ws));
+	ck_assert(ws_corked(ws));
+	unsigned char got[32];
+	ck_assert_int_eq(recv(sv[1], got, sizeof(got), MSG_DONTWAIT), -1); /* corked */
+	ck_assert_int_eq(errno, EAGAIN);
+	ws_uncork(ws);
+	ck_assert(!ws_corked(ws));
 	ck_assert_uint_eq(evbuffer_get_length(out), 0);
-	unsigned char got[16];
-	ck_assert_int_eq(recv(sv[1], got, sizeof(got), MSG_DONTWAIT), 7);
+	ck_assert_int_eq(recv(sv[1], got, sizeof(got), MSG_DONTWAIT), 14); /* both frames */
 	ck_assert_int_eq(got[0], 0x81);
 	ck_assert_int_eq(got[1], 5);
 	ck_assert_int_eq(memcmp(got + 2, "hello", 5), 0);
+	ck_assert_int_eq(got[7], 0x81);
+	ck_assert_int_eq(memcmp(got + 9, "again", 5), 0);
 
-	/* Bytes already queued: the frame queues behind them, nothing is sent. */
+	/* Bytes already queued: the frame queues behind them, uncorked. */
 	evbuffer_add(out, "X", 1);
 	ck_assert(ws_send_text(ws, "abc", 3));
 	ck_assert(ws_flush(ws));
-	ck_assert_int_eq(recv(sv[1], got, sizeof(got), MSG_DONTWAIT), -1);
-	ck_assert_int_eq(errno, EAGAIN);
+	ck_assert(!ws_corked(ws));
 	ck_assert_uint_eq(evbuffer_get_length(out), 1 + 2 + 3);
 	ck_assert_int_eq(evbuffer_remove(out, got, sizeof(got)), 6);
 	ck_assert_int_eq(got[0], 'X');
 	ck_assert_int_eq(got[1], 0x81);
 	ck_assert_int_eq(memcmp(got + 3, "abc", 3), 0);
 
-	/* Bigger than the staging buffer: all of it in `out`, header first. */
-	size_t big = 100 * 1024;
+	/* More than the socket takes: the rest waits in `out`, in order. */
+	int small = 4096;
+	ck_assert_int_eq(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	size_t big = 1 << 20;
 	char *payload = malloc(big);
 	memset(payload, 'p', big);
 	ck_assert(ws_send_text(ws, payload, big));
 	ck_assert(ws_flush(ws));
-	ck_assert_int_eq(recv(sv[1], got, sizeof(got), MSG_DONTWAIT), -1);
-	ck_assert_uint_eq(evbuffer_get_length(out), 2 + 8 + big);
-	ck_assert_int_eq(evbuffer_remove(out, got, 2), 2);
+	ws_uncork(ws);
+	ssize_t n = recv(sv[1], got, 2, MSG_DONTWAIT);
+	ck_assert_int_eq(n, 2);
 	ck_assert_int_eq(got[0], 0x81);
 	ck_assert_int_eq(got[1], 127); /* 64-bit length follows */
+	size_t on_socket = 2;
+	unsigned char *sink = malloc(big);
+	while ((n = recv(sv[1], sink, big, MSG_DONTWAIT)) > 0)
+		on_socket += (size_t)n;
+	ck_assert_uint_lt(on_socket, 2 + 8 + big);
+	ck_assert_uint_eq(on_socket + evbuffer_get_length(out), 2 + 8 + big);
 
-	/* Without a socket (a connection in transit), nothing is written. */
+	/* Without a socket (a connection in transit), nothing is corked. */
 	evbuffer_drain(out, evbuffer_get_length(out));
 	ws_rebind(ws, in, out, -1);
 	ck_assert(ws_send_text(ws, "q", 1));
 	ck_assert(ws_flush(ws));
+	ck_assert(!ws_corked(ws));
 	ck_assert_uint_eq(evbuffer_get_length(out), 3);
-	ck_assert_int_eq(recv(sv[1], got, sizeof(got), MSG_DONTWAIT), -1);
 
 	free(payload);
+	free(sink);
 	ws_free(ws);
 	evbuffer_free(in);
 	evbuffer_free(out);
@@ -273,7 +291,7 @@ int main(void)
 	tcase_add_test(tc, oversize_message_closes_1009);
 	tcase_add_test(tc, text_and_close_frames_are_unmasked_server_frames);
 	tcase_add_test(tc, park_between_frames_only);
-	tcase_add_test(tc, flush_writes_through_only_when_out_is_empty);
+	tcase_add_test(tc, cork_sends_one_write_only_when_out_is_empty);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }
