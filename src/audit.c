@@ -14,6 +14,7 @@
 
 #include "meshd/alloc.h"
 #include "meshd/audit.h"
+#include "meshd/jsonw.h"
 #include "meshd/strbuf.h"
 #include "meshd/log.h"
 
@@ -62,39 +63,15 @@ static bool utf8_next(const unsigned char *s, size_t n, size_t *i, uint32_t *cp)
 	return true;
 }
 
-/* JSON.stringify of a string: \" \\ \b \f \n \r \t, other controls below
- * U+0020 as \u00xx, everything else (DEL, non-ASCII, U+2028/9) raw. */
+/* JSON.stringify of a string (jsonw_string), for valid UTF-8 only. */
 static bool put_string(struct strbuf *b, const char *str, size_t n)
 {
 	const unsigned char *s = (const unsigned char *)str;
-	size_t i = 0;
-
-	strbuf_addc(b, '"');
-	while (i < n) {
-		size_t start = i;
-		uint32_t cp;
-		char esc[8];
-
+	uint32_t cp;
+	for (size_t i = 0; i < n;)
 		if (!utf8_next(s, n, &i, &cp))
 			return false;
-		switch (cp) {
-		case '"': strbuf_adds(b, "\\\""); break;
-		case '\\': strbuf_adds(b, "\\\\"); break;
-		case '\b': strbuf_adds(b, "\\b"); break;
-		case '\f': strbuf_adds(b, "\\f"); break;
-		case '\n': strbuf_adds(b, "\\n"); break;
-		case '\r': strbuf_adds(b, "\\r"); break;
-		case '\t': strbuf_adds(b, "\\t"); break;
-		default:
-			if (cp < 0x20) {
-				snprintf(esc, sizeof(esc), "\\u%04x", (unsigned)cp);
-				strbuf_adds(b, esc);
-			} else {
-				strbuf_add(b, str + start, i - start);
-			}
-		}
-	}
-	strbuf_addc(b, '"');
+	jsonw_string(b, str, n);
 	return true;
 }
 

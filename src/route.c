@@ -16,6 +16,7 @@
 #include "meshd/conn.h"
 #include "meshd/db.h"
 #include "meshd/id.h"
+#include "meshd/jsonw.h"
 #include "meshd/log.h"
 #include "meshd/metrics.h"
 #include "meshd/presence.h"
@@ -24,6 +25,7 @@
 #include "meshd/server.h"
 #include "meshd/shard.h"
 #include "meshd/status.h"
+#include "meshd/strbuf.h"
 #include "meshd/worker.h"
 
 #define ISO_SQL(col) "to_char(" col ", 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
@@ -126,12 +128,16 @@ static void ack_error(struct conn *c, const char *id, const char *error)
 
 static void ack_ok(struct conn *c, const char *id, const char *message_id)
 {
-	json_t *o = json_object();
-	json_object_set_new(o, "type", json_string("ack"));
-	json_object_set_new(o, "id", json_string(id));
-	json_object_set_new(o, "messageId", json_string(message_id));
-	json_object_set_new(o, "queued", json_true());
-	proto_send_json(c, o);
+	struct strbuf b = { 0 };
+	struct jsonw w;
+	jsonw_begin(&w, &b);
+	jsonw_str(&w, "type", "ack");
+	jsonw_str(&w, "id", id);
+	jsonw_str(&w, "messageId", message_id);
+	jsonw_bool(&w, "queued", true);
+	jsonw_end(&w);
+	conn_ws_send(c, b.p, b.len);
+	xfree(b.p);
 }
 
 /* ---- grants (§6.4) ----------------------------------------------------------- */
@@ -467,24 +473,26 @@ static void fan_out_multicast(struct presence *from, const struct send_row *r)
 {
 	char iso[32];
 	log_iso8601(iso, clock_wall_ms());
-	json_t *o = json_object();
-	json_object_set_new(o, "type", json_string("push"));
-	json_object_set_new(o, "messageId", json_string(r->id));
-	json_object_set_new(o, "meshId", json_string(from->mesh->id));
-	json_object_set_new(o, "senderPubkey", json_string(presence_pubkey(from)));
-	json_object_set_new(o, "senderMemberPubkey", json_string(from->member->pubkey));
-	json_object_set_new(o, "senderMemberId", json_string(from->member->id));
-	json_object_set_new(o, "senderName", json_string(from->display_name));
+	struct strbuf b = { 0 };
+	struct jsonw w;
+	jsonw_begin(&w, &b);
+	jsonw_str(&w, "type", "push");
+	jsonw_str(&w, "messageId", r->id);
+	jsonw_str(&w, "meshId", from->mesh->id);
+	jsonw_str(&w, "senderPubkey", presence_pubkey(from));
+	jsonw_str(&w, "senderMemberPubkey", from->member->pubkey);
+	jsonw_str(&w, "senderMemberId", from->member->id);
+	jsonw_str(&w, "senderName", from->display_name);
 	if (r->priority_given)
-		json_object_set_new(o, "priority", json_string(r->priority));
-	json_object_set_new(o, "nonce", json_string(r->nonce));
-	json_object_set_new(o, "ciphertext", json_string(r->ciphertext));
-	json_object_set_new(o, "createdAt", json_string(iso));
+		jsonw_str(&w, "priority", r->priority);
+	jsonw_str(&w, "nonce", r->nonce);
+	jsonw_str(&w, "ciphertext", r->ciphertext);
+	jsonw_str(&w, "createdAt", iso);
 	if (r->reply_to_id)
-		json_object_set_new(o, "replyToId", json_string(r->reply_to_id));
-	char *text = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	size_t len = strlen(text);
+		jsonw_str(&w, "replyToId", r->reply_to_id);
+	jsonw_end(&w);
+	const char *text = b.p;
+	size_t len = b.len;
 	const char *group = r->cls == TARGET_GROUP ? r->target + 1 : NULL;
 	int label = priority_label(r->priority);
 	for (struct presence *to = from->mesh->head; to; to = to->next) {
@@ -499,7 +507,7 @@ static void fan_out_multicast(struct presence *from, const struct send_row *r)
 		if (presence_send(to, text, len))
 			metrics_inc_label(METRIC_MESSAGES_ROUTED, label);
 	}
-	free(text);
+	xfree(b.p);
 }
 
 /* Direct: every connection of every member the target resolves to is
@@ -605,31 +613,30 @@ void route_flush(struct worker *w, bool force)
 	db_stream_flush(&b->acks, w, force);
 	if (!db_stream_may_send(&b->inserts, b->n, force))
 		return;
-	json_t *rows = json_array();
+	struct strbuf text = { 0 };
+	strbuf_addc(&text, '[');
 	for (size_t i = 0; i < b->n; i++) {
 		const struct send_row *r = &b->rows[i];
 		struct presence *from = shard_presence(worker_shard(w), r->mesh_id, r->sender);
-		json_t *o = json_object();
-		json_object_set_new(o, "id", json_string(r->id));
-		json_object_set_new(o, "mesh", json_string(r->mesh_id));
-		json_object_set_new(o, "sender", from ? json_string(from->member->id) : json_null());
-		json_object_set_new(o, "spk", from && from->session_pubkey ? json_string(from->session_pubkey)
-									   : json_null());
-		json_object_set_new(o, "target", json_string(r->target));
-		json_object_set_new(o, "prio", json_string(r->priority));
-		json_object_set_new(o, "nonce", json_string(r->nonce));
-		json_object_set_new(o, "ct", json_string(r->ciphertext));
-		json_object_set_new(o, "cmid", r->client_message_id ? json_string(r->client_message_id)
-								    : json_null());
-		json_object_set_new(o, "fp", r->request_fingerprint ? json_string(r->request_fingerprint)
-								      : json_null());
-		json_object_set_new(o, "delivered", json_boolean(r->cls == TARGET_BROADCAST ||
-								 r->cls == TARGET_GROUP));
-		json_object_set_new(o, "claim", r->claim[0] ? json_string(r->claim) : json_null());
-		json_array_append_new(rows, o);
+		struct jsonw o;
+		if (i > 0)
+			strbuf_addc(&text, ',');
+		jsonw_begin(&o, &text);
+		jsonw_str(&o, "id", r->id);
+		jsonw_str(&o, "mesh", r->mesh_id);
+		jsonw_str(&o, "sender", from ? from->member->id : NULL);
+		jsonw_str(&o, "spk", from ? from->session_pubkey : NULL);
+		jsonw_str(&o, "target", r->target);
+		jsonw_str(&o, "prio", r->priority);
+		jsonw_str(&o, "nonce", r->nonce);
+		jsonw_str(&o, "ct", r->ciphertext);
+		jsonw_str(&o, "cmid", r->client_message_id);
+		jsonw_str(&o, "fp", r->request_fingerprint);
+		jsonw_bool(&o, "delivered", r->cls == TARGET_BROADCAST || r->cls == TARGET_GROUP);
+		jsonw_str(&o, "claim", r->claim[0] ? r->claim : NULL);
+		jsonw_end(&o);
 	}
-	char *text = json_dumps(rows, JSON_COMPACT);
-	json_decref(rows);
+	strbuf_addc(&text, ']');
 	struct sent *batch = xcalloc(1, sizeof(*batch));
 	batch->rows = b->rows;
 	batch->n = b->n;
@@ -638,9 +645,9 @@ void route_flush(struct worker *w, bool force)
 	b->n = b->cap = 0;
 	struct db_job *j = db_job_new(b->inserts.sql, b->inserts.flags, w, sent_done, batch);
 	j->free_arg = sent_free;
-	db_job_param(j, text);
+	db_job_param(j, text.p);
 	db_job_paramf(j, "%d", w->srv->cfg->claim_lease_seconds);
-	free(text);
+	xfree(text.p);
 	db_stream_sent(&b->inserts);
 	db_submit(w->srv->db, j);
 }
@@ -716,24 +723,25 @@ static void push_direct(struct presence *p, const char *message_id, const char *
 			const char *created_at, const char *client_message_id,
 			const char *request_fingerprint)
 {
-	json_t *o = json_object();
-	json_object_set_new(o, "type", json_string("push"));
-	json_object_set_new(o, "messageId", json_string(message_id));
-	json_object_set_new(o, "meshId", json_string(p->mesh->id));
-	json_object_set_new(o, "senderPubkey", json_string(sender_pubkey));
-	json_object_set_new(o, "priority", json_string(priority));
-	json_object_set_new(o, "nonce", json_string(nonce));
-	json_object_set_new(o, "ciphertext", json_string(ciphertext));
-	json_object_set_new(o, "createdAt", json_string(created_at));
+	struct strbuf b = { 0 };
+	struct jsonw w;
+	jsonw_begin(&w, &b);
+	jsonw_str(&w, "type", "push");
+	jsonw_str(&w, "messageId", message_id);
+	jsonw_str(&w, "meshId", p->mesh->id);
+	jsonw_str(&w, "senderPubkey", sender_pubkey);
+	jsonw_str(&w, "priority", priority);
+	jsonw_str(&w, "nonce", nonce);
+	jsonw_str(&w, "ciphertext", ciphertext);
+	jsonw_str(&w, "createdAt", created_at);
 	if (client_message_id)
-		json_object_set_new(o, "client_message_id", json_string(client_message_id));
+		jsonw_str(&w, "client_message_id", client_message_id);
 	if (request_fingerprint)
-		json_object_set_new(o, "request_fingerprint", json_string(request_fingerprint));
-	char *text = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	if (presence_send(p, text, strlen(text)))
+		jsonw_str(&w, "request_fingerprint", request_fingerprint);
+	jsonw_end(&w);
+	if (presence_send(p, b.p, b.len))
 		metrics_inc_label(METRIC_MESSAGES_ROUTED, priority_label(priority));
-	free(text);
+	xfree(b.p);
 }
 
 static void push_claimed(struct presence *p, const struct send_row *r, const char *sender_pubkey,
