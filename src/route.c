@@ -180,6 +180,9 @@ struct send_row {
 	char sender[ID_LEN + 1];       /* presence id */
 	char claim[ID_LEN + 1];        /* fast path: the presence it is claimed for, or "" */
 	char *mesh_id;
+	/* The sender as it was at the send: the row and its audit entry need
+	 * them even if the presence is gone by the flush or the commit. */
+	char *member_id, *session_pubkey, *display_name;
 	uint32_t slot, gen;            /* the sender's connection */
 	char *req_id;                  /* send.id, "" when absent */
 	char *reply_to_id;             /* echoed on multicast pushes */
@@ -208,6 +211,9 @@ struct route_batch *route_batch_new(void)
 static void row_free(struct send_row *r)
 {
 	xfree(r->mesh_id);
+	xfree(r->member_id);
+	xfree(r->session_pubkey);
+	xfree(r->display_name);
 	xfree(r->req_id);
 	xfree(r->reply_to_id);
 	xfree(r->client_message_id);
@@ -427,6 +433,9 @@ void route_send(struct conn *c, const json_t *msg)
 	id_new(r->id);
 	memcpy(r->sender, me->id, sizeof(me->id));
 	r->mesh_id = xstrdup(me->mesh->id);
+	r->member_id = xstrdup(me->member->id);
+	r->session_pubkey = dup_or_null(me->session_pubkey);
+	r->display_name = dup_or_null(me->display_name);
 	r->slot = c->slot;
 	r->gen = c->gen;
 	r->req_id = xstrdup(id);
@@ -551,13 +560,13 @@ static void fan_out_direct(struct presence *from, const char *target)
 
 /* SEMANTICS §D: message_sent, once the row is queued (write-behind: the
  * send's ack does not wait for it). */
-static void audit_sent(struct worker *w, const struct presence *from, const struct send_row *r)
+static void audit_sent(struct worker *w, const struct send_row *r)
 {
 	json_t *payload = json_object();
 	json_object_set_new(payload, "targetSpec", json_string(r->target));
 	json_object_set_new(payload, "priority", json_string(r->priority));
-	worker_audit(w, audit_entry(from->mesh->id, "message_sent", from->member->id,
-				    from->display_name, payload, clock_wall_ms()));
+	worker_audit(w, audit_entry(r->mesh_id, "message_sent", r->member_id, r->display_name,
+				    payload, clock_wall_ms()));
 	json_decref(payload);
 }
 
@@ -589,9 +598,9 @@ static void sent_done(struct db_job *j)
 		}
 		if (live)
 			ack_ok(c, r->req_id, r->id);
+		audit_sent(w, r);
 		if (!from)
 			continue;
-		audit_sent(w, from, r);
 		if (r->cls == TARGET_BROADCAST || r->cls == TARGET_GROUP) {
 			mesh_remember_multicast(from->mesh, r->id);
 			fan_out_multicast(from, r);
@@ -617,15 +626,14 @@ void route_flush(struct worker *w, bool force)
 	strbuf_addc(&text, '[');
 	for (size_t i = 0; i < b->n; i++) {
 		const struct send_row *r = &b->rows[i];
-		struct presence *from = shard_presence(worker_shard(w), r->mesh_id, r->sender);
 		struct jsonw o;
 		if (i > 0)
 			strbuf_addc(&text, ',');
 		jsonw_begin(&o, &text);
 		jsonw_str(&o, "id", r->id);
 		jsonw_str(&o, "mesh", r->mesh_id);
-		jsonw_str(&o, "sender", from ? from->member->id : NULL);
-		jsonw_str(&o, "spk", from ? from->session_pubkey : NULL);
+		jsonw_str(&o, "sender", r->member_id);
+		jsonw_str(&o, "spk", r->session_pubkey);
 		jsonw_str(&o, "target", r->target);
 		jsonw_str(&o, "prio", r->priority);
 		jsonw_str(&o, "nonce", r->nonce);
