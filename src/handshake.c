@@ -220,7 +220,8 @@ static void submit_created(struct conn *c, struct presence *p)
 	memcpy(j->presence_id, p->id, sizeof(p->id));
 	free(groups);
 
-	/* Audit rides in the same transaction (SEMANTICS.md §D). */
+	/* SEMANTICS.md §D: peer_joined, written behind through the worker's audit
+	 * stream (the same lane as the presence row, so never before it). */
 	json_t *payload = json_object();
 	json_object_set_new(payload, "pubkey", json_string(p->member->pubkey));
 	if (h->kind == HELLO_SESSION)
