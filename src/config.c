@@ -111,7 +111,7 @@ static const struct setting settings[] = {
 	{ .env = "QUEUE_DEPTH_INTERVAL_SECONDS", INT_(queue_depth_interval_seconds), .def = "30", POS,
 	  .help = "broker_queue_depth refresh period" },
 	{ .env = "DB_MAX_PENDING_JOBS", INT_(db_max_pending_jobs), .def = "100000", POS,
-	  .help = "writes held while the database is down; past this, new ones fail at once" },
+	  .help = "rows of writes held while the database is down; past this, new ones fail at once" },
 	{ .env = "SHUTDOWN_TIMEOUT_SECONDS", INT_(shutdown_timeout_seconds), .def = "5", POS,
 	  .help = "how long shutdown waits for work in flight" },
 	{ .env = "MESHD_LOG_LEVEL", .kind = K_LOGLEVEL, .offset = FIELD(log_level, enum log_level),

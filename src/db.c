@@ -47,7 +47,7 @@ struct msg_stop {
 struct jobq {
 	struct msg *head;
 	struct msg *tail;
-	size_t len;
+	size_t len; /* rows: a job counts its db_job.rows */
 };
 
 /* One PostgreSQL connection and its pipeline: a lane (see db.h). */
@@ -111,6 +111,7 @@ struct db_job *db_job_new(const char *sql, unsigned flags, struct worker *origin
 	j->origin = origin;
 	j->done = done;
 	j->arg = arg;
+	j->rows = 1;
 	return j;
 }
 
@@ -152,7 +153,7 @@ static void q_push_back(struct jobq *q, struct db_job *j)
 	else
 		q->head = &j->hdr;
 	q->tail = &j->hdr;
-	q->len++;
+	q->len += j->rows;
 }
 
 static struct db_job *q_pop(struct jobq *q)
@@ -163,9 +164,10 @@ static struct db_job *q_pop(struct jobq *q)
 	q->head = m->next;
 	if (!q->head)
 		q->tail = NULL;
-	q->len--;
+	struct db_job *j = (struct db_job *)m;
+	q->len -= j->rows;
 	m->next = NULL;
-	return (struct db_job *)m;
+	return j;
 }
 
 /* Puts `front` (in order) before everything in q. */
@@ -636,10 +638,12 @@ static void enqueue(struct dbconn *c, struct db_job *j)
 		complete(c->db, j, false, NULL, "database unavailable");
 		return;
 	}
-	/* Writes wait for the database, but not without bound: past the cap a
-	 * new job fails at once (a send gets an error ack and is retried by
-	 * its client) instead of growing the broker's memory. */
-	if (pending_total(c->db) >= (size_t)c->db->srv->cfg->db_max_pending_jobs) {
+	/* Writes wait for the database, but not without bound: past the cap
+	 * (in rows) a new job fails at once (a send gets an error ack and is
+	 * retried by its client) instead of growing the broker's memory.  An
+	 * empty queue takes any one job, however big. */
+	size_t pending = pending_total(c->db);
+	if (pending > 0 && pending + j->rows > (size_t)c->db->srv->cfg->db_max_pending_jobs) {
 		complete(c->db, j, false, NULL, "database unavailable: too many pending writes");
 		return;
 	}
@@ -835,8 +839,9 @@ void db_stream_flush(struct db_stream *s, struct worker *w, bool force)
 	if (!db_stream_may_send(s, json_array_size(s->rows), force))
 		return;
 	char *text = json_dumps(s->rows, JSON_COMPACT);
-	json_array_clear(s->rows);
 	struct db_job *j = db_job_new(s->sql, DB_JOB_CUSTOM_PLAN | s->flags, w, stream_job_done, s);
+	j->rows = (unsigned)json_array_size(s->rows);
+	json_array_clear(s->rows);
 	db_job_param(j, text);
 	free(text); /* jansson allocates with malloc */
 	db_stream_sent(s);

@@ -652,6 +652,7 @@ void route_flush(struct worker *w, bool force)
 	b->rows = NULL;
 	b->n = b->cap = 0;
 	struct db_job *j = db_job_new(b->inserts.sql, b->inserts.flags, w, sent_done, batch);
+	j->rows = (unsigned)batch->n;
 	j->free_arg = sent_free;
 	db_job_param(j, text.p);
 	db_job_paramf(j, "%d", w->srv->cfg->claim_lease_seconds);

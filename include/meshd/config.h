@@ -64,7 +64,7 @@ struct config {
 	size_t ws_max_message_bytes;	/* WS_MAX_MESSAGE_BYTES 16 MiB: larger message → close 1009 */
 	size_t conn_max_output_bytes;	/* CONN_MAX_OUTPUT_BYTES 8 MiB: per-connection output bound */
 	int queue_depth_interval_seconds; /* QUEUE_DEPTH_INTERVAL_SECONDS 30 */
-	int db_max_pending_jobs;	/* DB_MAX_PENDING_JOBS 100000: bound on jobs held while the db is down */
+	int db_max_pending_jobs;	/* DB_MAX_PENDING_JOBS 100000: bound on rows of jobs held while the db is down */
 	int shutdown_timeout_seconds;	/* SHUTDOWN_TIMEOUT_SECONDS 5 */
 	enum log_level log_level;	/* MESHD_LOG_LEVEL "info" */
 };

@@ -83,6 +83,9 @@ struct db_job {
 	db_done_fn done;
 	void *arg;
 	void (*free_arg)(void *arg);   /* frees arg with the job (NULL: not owned) */
+	/* Rows it writes (1 unless a batch says more): DB_MAX_PENDING_JOBS
+	 * bounds the rows held, so a batch of a thousand counts a thousand. */
+	unsigned rows;
 	/* Who the completion is for, found again by id on the origin worker
 	 * (never by a pointer kept across the round trip). */
 	uint32_t conn_slot, conn_gen;

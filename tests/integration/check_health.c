@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "itest.h"
+#include "meshtest.h"
 
 static const char *fast_ping[] = { "DB_PING_INTERVAL_SECONDS=1", NULL };
 
@@ -89,6 +90,72 @@ START_TEST(skip_migrate_leaves_schema_alone)
 }
 END_TEST
 
+/* While PostgreSQL is down, sends wait for it, but only DB_MAX_PENDING_JOBS
+ * rows of them: past that they get an error ack at once instead of growing
+ * the broker.  Every send gets exactly one ack; every one acked as queued
+ * reaches the recipient once the database is back. */
+START_TEST(writes_held_are_bounded_while_database_down)
+{
+	struct broker b;
+	const char *env[] = { "DB_PING_INTERVAL_SECONDS=1", "SEND_RATE_LIMIT_PER_MIN=0",
+			      "DB_MAX_PENDING_JOBS=1500", NULL };
+	itest_broker_start(&b, env);
+	ck_assert(itest_wait_status(b.port, "/health", 200, 15000));
+	struct mc_identity ids[2];
+	struct mt_peer p[2];
+	mt_seed_mesh(itest_db_url(), "held", "held");
+	mt_seed_member(itest_db_url(), "held", "held-a", "a", &ids[0]);
+	mt_seed_member(itest_db_url(), "held", "held-b", "b", &ids[1]);
+	ck_assert(mt_connect(&p[0], b.port, "held", "held-a", &ids[0], "a", NULL));
+	ck_assert(mt_connect(&p[1], b.port, "held", "held-b", &ids[1], "b", NULL));
+
+	ck_assert(pgtest_stop(&itest_pg));
+	ck_assert(itest_wait_status(b.port, "/health", 503, 15000));
+	enum { SENDS = 3000 };
+	for (int i = 0; i < SENDS; i++) {
+		char frame[256];
+		snprintf(frame, sizeof(frame),
+			 "{\"type\":\"send\",\"id\":\"s%d\",\"targetSpec\":\"%s\","
+			 "\"priority\":\"now\",\"nonce\":\"bm9uY2U=\",\"ciphertext\":\"Y3Q=\"}",
+			 i, mt_pubkey(&p[1]));
+		ck_assert(mt_send_raw(&p[0], frame));
+	}
+	/* The refusals come while the database is still down. */
+	int refused = 0, queued = 0;
+	struct mc_frame f;
+	while (mt_wait(&p[0], MC_ACK, &f, 3000)) {
+		ck_assert_msg(!f.ack.queued, "a send acked as queued while the database is down");
+		ck_assert_str_eq(f.ack.error,
+				 "internal: database unavailable: too many pending writes");
+		refused++;
+		mc_frame_free(&f);
+	}
+	ck_assert_int_gt(refused, 0);
+	ck_assert_int_lt(refused, SENDS);
+
+	ck_assert(pgtest_restart(&itest_pg));
+	while (refused + queued < SENDS && mt_wait(&p[0], MC_ACK, &f, 20000)) {
+		if (f.ack.queued)
+			queued++;
+		else
+			refused++;
+		mc_frame_free(&f);
+	}
+	ck_assert_int_eq(refused + queued, SENDS);
+	ck_assert_int_gt(queued, 0);
+	int pushed = 0;
+	while (pushed < queued && mt_wait_push(&p[1], &f, 20000)) {
+		pushed++;
+		mc_frame_free(&f);
+	}
+	ck_assert_int_eq(pushed, queued);
+	mt_close(&p[0]);
+	mt_close(&p[1]);
+	ck_assert(broker_log_clean(&b));
+	itest_broker_stop(&b);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("health");
@@ -98,6 +165,7 @@ int main(void)
 	tcase_add_test(tc, health_follows_database);
 	tcase_add_test(tc, starts_with_database_down);
 	tcase_add_test(tc, skip_migrate_leaves_schema_alone);
+	tcase_add_test(tc, writes_held_are_bounded_while_database_down);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }
