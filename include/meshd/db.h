@@ -37,8 +37,9 @@
  * (DB_PING_INTERVAL_SECONDS), reconnects one with backoff
  * min(interval, 0.5 s × 2^min(failures, 6)) when it is lost, keeps
  * broker_db_healthy and /health up to date (healthy while every lane is),
- * and refreshes broker_queue_depth.  Jobs submitted while the database is down wait for it
- * (writes) unless they ask to fail fast (lookups a client is waiting on).
+ * and refreshes broker_queue_depth.  Jobs submitted while the database is
+ * down wait for it (writes, up to DB_MAX_PENDING_JOBS rows) unless they ask
+ * to fail fast (lookups a client is waiting on).
  */
 #ifndef MESHD_DB_H
 #define MESHD_DB_H

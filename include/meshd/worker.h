@@ -99,8 +99,8 @@ void worker_defer_migrate(struct worker *w, struct conn *c);
  * and frees). */
 void worker_defer_uncork(struct worker *w, struct conn *c);
 
-/* Worker thread: queues an audit entry (audit_entry(); NULL is ignored) for
- * this iteration's AUDIT_SQL_APPEND_MANY job. */
+/* Worker thread: queues an audit entry (audit_entry(); NULL is ignored) on
+ * the worker's AUDIT_SQL_APPEND_MANY stream. */
 void worker_audit(struct worker *w, json_t *entry);
 
 static inline struct shard *worker_shard(struct worker *w)
