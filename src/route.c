@@ -115,6 +115,8 @@ static const struct config *cfg_of(const struct conn *c)
 
 /* ---- replies --------------------------------------------------------------- */
 
+/* Through jansson, not jsonw: an error text may carry a PostgreSQL message,
+ * whose bytes jsonw would not check (json_string refuses invalid UTF-8). */
 static void ack_error(struct conn *c, const char *id, const char *error)
 {
 	json_t *o = json_object();

@@ -86,19 +86,19 @@ static void flush_batches(struct worker *w, bool force)
 
 void worker_defer_uncork(struct worker *w, struct conn *c)
 {
-	if (w->nuncork == w->uncork_cap) {
-		w->uncork_cap = w->uncork_cap ? 2 * w->uncork_cap : 256;
-		w->uncork = xrealloc(w->uncork, w->uncork_cap * sizeof(*w->uncork));
-	}
-	w->uncork[w->nuncork++] = c;
+	c->next_uncork = w->uncorking;
+	w->uncorking = c;
 }
 
 /* Conns stay allocated until free_closed(), after this. */
 static void uncork_all(struct worker *w)
 {
-	for (size_t i = 0; i < w->nuncork; i++)
-		conn_uncork(w->uncork[i]);
-	w->nuncork = 0;
+	while (w->uncorking) {
+		struct conn *c = w->uncorking;
+		w->uncorking = c->next_uncork;
+		c->next_uncork = NULL;
+		conn_uncork(c);
+	}
 }
 
 void worker_defer_migrate(struct worker *w, struct conn *c)
@@ -305,7 +305,6 @@ void worker_destroy(struct worker *w)
 	}
 	shard_free(&w->shard); /* before the base: presences hold timers */
 	db_stream_free(&w->audit);
-	xfree(w->uncork);
 	route_batch_free(w->route_batch);
 	if (w->inbox_ev)
 		event_free(w->inbox_ev);

@@ -20,7 +20,6 @@ struct ws {
 	struct evbuffer *out;
 	int fd;                        /* the socket out drains to, or -1 */
 	struct evbuffer *cork;         /* frames waiting for ws_uncork, or NULL */
-	bool corking;                  /* inside ws_flush, filling cork */
 	const struct ws_handlers *h;
 	void *ud;
 	uint64_t max_message;
@@ -101,7 +100,7 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
 		       void *user_data)
 {
 	struct ws *ws = user_data;
-	if (evbuffer_add(ws->corking ? ws->cork : ws->out, data, len) != 0) {
+	if (evbuffer_add(ws->cork ? ws->cork : ws->out, data, len) != 0) {
 		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
 		return -1;
 	}
@@ -208,13 +207,10 @@ bool ws_flush(struct ws *ws)
 {
 	if (!ws->ctx || !wslay_event_want_write(ws->ctx))
 		return true;
-	ws->corking = ws->fd >= 0 && (ws->cork || evbuffer_get_length(ws->out) == 0);
-	if (ws->corking && !ws->cork)
+	/* A cork, once open, takes every frame until ws_uncork: the order holds. */
+	if (!ws->cork && ws->fd >= 0 && evbuffer_get_length(ws->out) == 0)
 		ws->cork = evbuffer_new();
-	ws->corking = ws->corking && ws->cork;
-	bool ok = wslay_event_send(ws->ctx) == 0;
-	ws->corking = false;
-	return ok;
+	return wslay_event_send(ws->ctx) == 0;
 }
 
 bool ws_corked(const struct ws *ws)

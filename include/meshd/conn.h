@@ -47,7 +47,6 @@ struct conn {
 	int64_t last_pong_ms;
 	int64_t park_at_ms;        /* when the WebSocket may park (PARK_IDLE_MS after its last message) */
 	bool hello_done;
-	bool uncork_listed;        /* in the worker's list for conn_uncork */
 	long long body_skip;       /* request-body bytes still to discard */
 	bool http_close;           /* the request being answered ends the connection */
 
@@ -67,6 +66,8 @@ struct conn {
 
 	struct conn *next_closing;
 	struct conn *next_migrating;
+	struct conn *next_uncork;
+	bool uncork_listed;        /* on the worker's uncork list */
 	char addr[64];
 };
 

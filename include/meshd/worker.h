@@ -64,8 +64,7 @@ struct worker {
 
 	struct conn *closing;   /* freed after the current loop iteration */
 	struct conn *migrating; /* handed to their owner after the iteration */
-	struct conn **uncork;   /* corked this iteration (conn_uncork) */
-	size_t nuncork, uncork_cap;
+	struct conn *uncorking; /* corked this iteration (conn_uncork) */
 	struct shard shard;
 	/* Writes gathered by the loop iterations, flushed to the db thread
 	 * after each (STYLE.md §6) as db.h's streams allow: audit entries,
