@@ -65,8 +65,9 @@ static void fill(struct mt_peer *p, const char *mesh_id, const char *member_id, 
 	snprintf(p->name, sizeof(p->name), "%s", name);
 }
 
-bool mt_connect(struct mt_peer *p, int port, const char *mesh_id, const char *member_id,
-		const struct mc_identity *id, const char *name, const char *const *groups)
+/* A fresh peer with an open, auto-ponging socket. */
+static bool open_peer(struct mt_peer *p, int port, const struct mc_identity *id,
+		      const char *mesh_id, const char *member_id, const char *name)
 {
 	memset(p, 0, sizeof(*p));
 	p->id = *id;
@@ -75,32 +76,40 @@ bool mt_connect(struct mt_peer *p, int port, const char *mesh_id, const char *me
 	if (!p->ws)
 		return false;
 	wsc_set_auto_pong(p->ws, true);
+	return true;
+}
+
+/* Sends a hello (freed here) and waits for its hello_ack. */
+static bool send_hello(struct mt_peer *p, char *hello)
+{
+	bool ok = hello && wsc_send_text(p->ws, hello, strlen(hello)) && await_ack(p);
+	free(hello);
+	return ok;
+}
+
+bool mt_connect(struct mt_peer *p, int port, const char *mesh_id, const char *member_id,
+		const struct mc_identity *id, const char *name, const char *const *groups)
+{
+	if (!open_peer(p, port, id, mesh_id, member_id, name))
+		return false;
 	char sid[33];
 	mc_random_id(sid, sizeof(sid));
 	struct mc_group gbuf[16];
 	struct mc_hello_opts o = { .mesh_id = mesh_id, .member_id = member_id, .display_name = name,
 				   .session_id = sid, .pid = getpid(), .cwd = "/tmp/meshtest",
 				   .groups = groups_of(groups, gbuf, 16) };
-	char *hello = mc_hello(&p->id, &o);
-	bool ok = hello && wsc_send_text(p->ws, hello, strlen(hello)) && await_ack(p);
-	free(hello);
-	return ok;
+	return send_hello(p, mc_hello(&p->id, &o));
 }
 
 bool mt_connect_session(struct mt_peer *p, int port, const char *mesh_id, const char *member_id,
 			const struct mc_identity *parent, const char *name,
 			const char *const *groups)
 {
-	memset(p, 0, sizeof(*p));
-	p->id = *parent;
+	if (!open_peer(p, port, parent, mesh_id, member_id, name))
+		return false;
 	p->is_session = true;
-	fill(p, mesh_id, member_id, name);
 	if (!mc_identity_random(&p->session))
 		return false;
-	p->ws = wsc_connect(port, "/ws", 5000);
-	if (!p->ws)
-		return false;
-	wsc_set_auto_pong(p->ws, true);
 	char sid[33];
 	mc_random_id(sid, sizeof(sid));
 	struct mc_group gbuf[16];
@@ -108,10 +117,7 @@ bool mt_connect_session(struct mt_peer *p, int port, const char *mesh_id, const 
 					   .display_name = name, .session_id = sid, .pid = getpid(),
 					   .cwd = "/tmp/meshtest",
 					   .groups = groups_of(groups, gbuf, 16) };
-	char *hello = mc_session_hello(&p->id, &p->session, &o);
-	bool ok = hello && wsc_send_text(p->ws, hello, strlen(hello)) && await_ack(p);
-	free(hello);
-	return ok;
+	return send_hello(p, mc_session_hello(&p->id, &p->session, &o));
 }
 
 void mt_close(struct mt_peer *p)
