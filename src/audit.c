@@ -15,6 +15,7 @@
 #include "meshd/alloc.h"
 #include "meshd/audit.h"
 #include "meshd/jsonw.h"
+#include "meshd/utf8.h"
 #include "meshd/strbuf.h"
 #include "meshd/log.h"
 
@@ -26,51 +27,11 @@
 #define DBL_MAX_DIGITS 17
 
 
-/* Decodes one code point of well-formed UTF-8 at s[*i] (no overlongs, no
- * surrogates, nothing above U+10FFFF); false on anything else. */
-static bool utf8_next(const unsigned char *s, size_t n, size_t *i, uint32_t *cp)
-{
-	unsigned char c = s[*i];
-	uint32_t v, min;
-	size_t len;
-
-	if (c < 0x80) {
-		*cp = c;
-		*i += 1;
-		return true;
-	}
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2, v = c & 0x1f, min = 0x80;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3, v = c & 0x0f, min = 0x800;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4, v = c & 0x07, min = 0x10000;
-	} else {
-		return false;
-	}
-	if (n - *i < len)
-		return false;
-	for (size_t k = 1; k < len; k++) {
-		unsigned char cc = s[*i + k];
-		if ((cc & 0xc0) != 0x80)
-			return false;
-		v = (v << 6) | (cc & 0x3f);
-	}
-	if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-		return false;
-	*cp = v;
-	*i += len;
-	return true;
-}
-
 /* JSON.stringify of a string (jsonw_string), for valid UTF-8 only. */
 static bool put_string(struct strbuf *b, const char *str, size_t n)
 {
-	const unsigned char *s = (const unsigned char *)str;
-	uint32_t cp;
-	for (size_t i = 0; i < n;)
-		if (!utf8_next(s, n, &i, &cp))
-			return false;
+	if (!utf8_valid(str, n))
+		return false;
 	jsonw_string(b, str, n);
 	return true;
 }
@@ -237,8 +198,10 @@ static int32_t u16_next(struct u16_iter *it)
 		it->low = 0;
 		return (int32_t)cp;
 	}
-	if (it->i >= it->n || !utf8_next(it->s, it->n, &it->i, &cp))
+	size_t len = it->i < it->n ? utf8_decode(it->s + it->i, it->n - it->i, &cp) : 0;
+	if (!len)
 		return -1;
+	it->i += len;
 	if (cp < 0x10000)
 		return (int32_t)cp;
 	cp -= 0x10000;
@@ -268,17 +231,6 @@ static int key_cmp(const void *pa, const void *pb)
 	}
 }
 
-static bool valid_utf8(const char *s, size_t n)
-{
-	size_t i = 0;
-	uint32_t cp;
-
-	while (i < n)
-		if (!utf8_next((const unsigned char *)s, n, &i, &cp))
-			return false;
-	return true;
-}
-
 static bool put_value(struct strbuf *b, const json_t *v, int depth);
 
 static bool put_object(struct strbuf *b, const json_t *v, int depth)
@@ -293,7 +245,7 @@ static bool put_object(struct strbuf *b, const json_t *v, int depth)
 	/* json_object_keylen_foreach wants a non-const object; it does not
 	 * modify it. */
 	json_object_keylen_foreach((json_t *)v, k, klen, val) {
-		if (!valid_utf8(k, klen)) {
+		if (!utf8_valid(k, klen)) {
 			ok = false;
 			break;
 		}

@@ -14,6 +14,7 @@
 
 #include "meshd/alloc.h"
 #include "meshd/status.h"
+#include "meshd/utf8.h"
 
 /* ---- names ---------------------------------------------------------- */
 
@@ -280,48 +281,9 @@ char *status_find_active_jsonl(const char *projects_dir, const char *cwd)
 
 /* ---- lastAssistantHasToolUse ---------------------------------------- */
 
-/* One strictly valid UTF-8 sequence at p (RFC 3629: no overlong forms, no
- * surrogates, at most U+10FFFF): its length, and the code point in *cp;
- * 0 if the bytes there are not one. */
-static size_t utf8_decode(const unsigned char *p, size_t n, unsigned *cp)
-{
-	unsigned c = p[0], v;
-	size_t len;
-
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	}
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2;
-		v = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		v = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		v = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		v = v << 6 | (p[i] & 0x3f);
-	}
-	if (len == 3 && (v < 0x800 || (v >= 0xd800 && v <= 0xdfff)))
-		return 0;
-	if (len == 4 && (v < 0x10000 || v > 0x10ffff))
-		return 0;
-	*cp = v;
-	return len;
-}
-
 /* What JavaScript's String.prototype.trim() removes: WhiteSpace and
  * LineTerminator (ECMA-262 §12.2, §12.3). */
-static bool js_space(unsigned cp)
+static bool js_space(uint32_t cp)
 {
 	switch (cp) {
 	case 0x09: case 0x0a: case 0x0b: case 0x0c: case 0x0d: case 0x20:
@@ -335,7 +297,7 @@ static bool js_space(unsigned cp)
 
 static void js_trim(const unsigned char *b, size_t *start, size_t *end)
 {
-	unsigned cp;
+	uint32_t cp;
 	size_t len;
 
 	while (*start < *end && (len = utf8_decode(b + *start, *end - *start, &cp)) &&
@@ -380,7 +342,7 @@ static bool hex4(const unsigned char *p, unsigned *out)
 static size_t json_line_for_jansson(const unsigned char *in, size_t n, unsigned char *out)
 {
 	size_t o = 0;
-	unsigned cp;
+	uint32_t cp;
 
 	for (size_t i = 0; i < n;) {
 		size_t len = utf8_decode(in + i, n - i, &cp);
