@@ -12,16 +12,11 @@
 #include "meshd/clock.h"
 #include "meshd/config.h"
 #include "meshd/conn.h"
-#include "meshd/endpoint.h"
+#include "meshd/conntab.h"
 #include "meshd/http.h"
 #include "meshd/log.h"
 #include "meshd/metrics.h"
-#include "meshd/hello.h"
-#include "meshd/presence.h"
-#include "meshd/proto.h"
-#include "meshd/server.h"
 #include "meshd/thread.h"
-#include "meshd/worker.h"
 #include "meshd/ws.h"
 
 /* How long a closing connection may take to flush its last bytes or to
@@ -57,7 +52,12 @@ static const struct ws_handlers ws_handlers = {
 
 static const struct config *cfg_of(const struct conn *c)
 {
-	return c->w->srv->cfg;
+	return c->tab->cfg;
+}
+
+void *conn_owner(const struct conn *c)
+{
+	return c->tab ? c->tab->owner : NULL;
 }
 
 static void arm_timer(struct conn *c, int64_t at_ms)
@@ -79,8 +79,8 @@ static void rearm(struct conn *c)
 		break;
 	case CONN_WS: {
 		int64_t at = c->next_ping_ms;
-		if (!c->hello_done && c->hello_deadline_ms < at)
-			at = c->hello_deadline_ms;
+		if (c->ws_deadline_ms && c->ws_deadline_ms < at)
+			at = c->ws_deadline_ms;
 		if (!ws_parked(c->ws) && c->park_at_ms < at)
 			at = c->park_at_ms;
 		arm_timer(c, at);
@@ -91,19 +91,20 @@ static void rearm(struct conn *c)
 	}
 }
 
-void conn_open(struct worker *w, int fd, const char *addr)
+void conn_open(struct conntab *t, int fd, const char *addr, const struct conn_ops *ops)
 {
-	MESHD_ASSERT_ON_WORKER(w);
+	MESHD_ASSERT_ON_WORKER(t);
 	struct conn *c = xcalloc(1, sizeof(*c));
-	c->w = w;
+	c->tab = t;
+	c->ops = ops;
 	c->state = CONN_HTTP;
 	snprintf(c->addr, sizeof(c->addr), "%s", addr);
 	c->fd = fd;
 	c->migrate_to = -1;
 	/* The conn owns the fd (not the bufferevent): it outlives the
 	 * bufferevent when the connection moves to another worker. */
-	c->bev = bufferevent_socket_new(w->base, fd, 0);
-	c->timer = evtimer_new(w->base, timer_cb, c);
+	c->bev = bufferevent_socket_new(t->base, fd, 0);
+	c->timer = evtimer_new(t->base, timer_cb, c);
 	if (!c->bev || !c->timer) {
 		log_error("conn_open_failed", "addr=%s", addr);
 		if (c->bev)
@@ -114,7 +115,7 @@ void conn_open(struct worker *w, int fd, const char *addr)
 		xfree(c);
 		return;
 	}
-	c->slot = worker_conn_add(w, c, &c->gen);
+	c->slot = conntab_add(t, c, &c->gen);
 	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATERMARK);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
@@ -122,7 +123,7 @@ void conn_open(struct worker *w, int fd, const char *addr)
 	 * hello deadline, which also stops slow-loris heads. */
 	c->deadline_ms = clock_mono_ms() + (int64_t)cfg_of(c)->hello_deadline_seconds * 1000;
 	rearm(c);
-	log_debug("conn_open", "worker=%d conn=%u addr=%s", w->id, c->slot, c->addr);
+	log_debug("conn_open", "worker=%d conn=%u addr=%s", t->id, c->slot, c->addr);
 }
 
 /* Releases the connection: no more callbacks; memory is freed after the
@@ -133,17 +134,19 @@ static void release(struct conn *c)
 		return;
 	bool was_ws = c->ws != NULL;
 	c->state = CONN_CLOSED;
-	if (c->presence)
-		presence_conn_closed(c->presence);
+	if (c->ops->released)
+		c->ops->released(c);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	evtimer_del(c->timer);
-	worker_conn_remove(c->w, c->slot);
-	worker_defer_free(c->w, c);
-	log_debug("conn_close", "worker=%d conn=%u ws=%b", c->w->id, c->slot, was_ws);
+	conntab_remove(c->tab, c->slot);
+	conntab_defer_free(c->tab, c);
+	log_debug("conn_close", "worker=%d conn=%u ws=%d", c->tab->id, c->slot, was_ws);
 }
 
 void conn_free(struct conn *c)
 {
+	if (c->ops->freed)
+		c->ops->freed(c);
 	ws_free(c->ws);
 	if (c->bev)
 		bufferevent_free(c->bev);
@@ -155,9 +158,6 @@ void conn_free(struct conn *c)
 		evbuffer_free(c->carry_out);
 	if (c->fd >= 0)
 		close(c->fd);
-	if (c->hello)
-		hello_free(c->hello);
-	xfree(c->hello);
 	xfree(c);
 }
 
@@ -187,7 +187,7 @@ static bool output_within_bound(struct conn *c)
 	size_t len = evbuffer_get_length(bufferevent_get_output(c->bev));
 	if (len <= cfg_of(c)->conn_max_output_bytes)
 		return true;
-	log_warn("conn_output_overflow", "worker=%d conn=%u bytes=%zu", c->w->id, c->slot, len);
+	log_warn("conn_output_overflow", "worker=%d conn=%u bytes=%zu", c->tab->id, c->slot, len);
 	release(c);
 	return false;
 }
@@ -273,11 +273,13 @@ static void ws_upgrade(struct conn *c, const struct http_request *req)
 	/* Ping and pong timers start at the upgrade: a pre-hello socket is
 	 * watched too (the reference pings only registered presences). */
 	c->last_pong_ms = now;
-	c->hello_deadline_ms = now + (int64_t)cfg_of(c)->hello_deadline_seconds * 1000;
+	c->ws_deadline_ms = 0;
 	c->next_ping_ms = now + (int64_t)cfg_of(c)->ping_interval_seconds * 1000;
 	metrics_inc(METRIC_CONNECTIONS_TOTAL);
+	log_debug("ws_open", "worker=%d conn=%u addr=%s", c->tab->id, c->slot, c->addr);
+	if (c->ops->ws_open)
+		c->ops->ws_open(c);
 	rearm(c);
-	log_debug("ws_open", "worker=%d conn=%u addr=%s", c->w->id, c->slot, c->addr);
 }
 
 /* Handles one parsed request head; returns false when the connection stops
@@ -302,7 +304,10 @@ static bool http_request(struct conn *c, const struct http_request *req)
 	 * guess where the next request starts. */
 	bool close = !req->keep_alive || req->chunked;
 	c->http_close = close;
-	endpoint_handle(c, req);
+	if (c->ops->http_request)
+		c->ops->http_request(c, req);
+	else
+		conn_http_respond(c, 404, NULL, "not found", 9, false);
 	if (c->state != CONN_HTTP)
 		return false;
 	if (close) {
@@ -389,24 +394,30 @@ static void ws_on_message(void *ud, const uint8_t *data, size_t len, bool binary
 	c->park_at_ms = clock_mono_ms() + PARK_IDLE_MS;
 	if (c->state != CONN_WS)
 		return; /* closing: the rest of what the peer sent is moot */
-	proto_on_message(c, data, len);
+	if (c->ops->ws_message)
+		c->ops->ws_message(c, data, len, binary);
 }
 
 static void ws_on_pong(void *ud)
 {
 	struct conn *c = ud;
 	c->last_pong_ms = clock_mono_ms();
-	if (c->presence)
-		presence_heartbeat(c->presence);
+	if (c->ops->ws_pong)
+		c->ops->ws_pong(c);
 }
 
 /* Frames a flush corked are sent after the loop iteration. */
 static void uncork_later(struct conn *c)
 {
-	if (c->ws && ws_corked(c->ws) && !c->uncork_listed) {
-		c->uncork_listed = true;
-		worker_defer_uncork(c->w, c);
-	}
+	if (c->ws && ws_corked(c->ws))
+		conntab_defer_uncork(c->tab, c);
+}
+
+void conn_ws_set_deadline(struct conn *c, int64_t at_ms)
+{
+	c->ws_deadline_ms = at_ms;
+	if (c->state == CONN_WS && c->timer)
+		rearm(c);
 }
 
 void conn_uncork(struct conn *c)
@@ -442,7 +453,7 @@ void conn_ws_close(struct conn *c, uint16_t code, const char *reason)
 	ws_uncork(c->ws); /* now: closing waits on the output buffer draining */
 	c->deadline_ms = clock_mono_ms() + CLOSE_LINGER_MS;
 	rearm(c);
-	log_debug("ws_close_sent", "worker=%d conn=%u code=%u reason=%s", c->w->id, c->slot,
+	log_debug("ws_close_sent", "worker=%d conn=%u code=%u reason=%s", c->tab->id, c->slot,
 		  (unsigned)code, reason);
 }
 
@@ -468,15 +479,17 @@ static void ws_tick(struct conn *c)
 {
 	const struct config *cfg = cfg_of(c);
 	int64_t now = clock_mono_ms();
-	if (!c->hello_done && now >= c->hello_deadline_ms) {
-		/* Q15: a socket that never says hello does not stay open. */
-		conn_ws_close(c, WS_CLOSE_POLICY, "hello_timeout");
-		return;
+	if (c->ws_deadline_ms && now >= c->ws_deadline_ms) {
+		c->ws_deadline_ms = 0;
+		if (c->ops->ws_deadline)
+			c->ops->ws_deadline(c);
+		if (c->state != CONN_WS)
+			return;
 	}
 	if (now >= c->next_ping_ms) {
 		if (now - c->last_pong_ms > (int64_t)cfg->pong_timeout_seconds * 1000) {
 			/* §7.6: terminate, no close frame. */
-			log_info("ws_pong_timeout", "worker=%d conn=%u", c->w->id, c->slot);
+			log_info("ws_pong_timeout", "worker=%d conn=%u", c->tab->id, c->slot);
 			release(c);
 			return;
 		}
@@ -586,15 +599,20 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 void conn_migrate(struct conn *c, int worker_id)
 {
 	c->migrate_to = worker_id;
-	worker_defer_migrate(c->w, c);
+	conntab_defer_migrate(c->tab, c);
 }
 
-void conn_detach(struct conn *c)
+bool conn_detach(struct conn *c)
 {
-	struct worker *w = c->w;
-	MESHD_ASSERT_ON_WORKER(w);
+	struct conntab *t = c->tab;
+	MESHD_ASSERT_ON_WORKER(t);
 	c->carry_in = evbuffer_new();
 	c->carry_out = evbuffer_new();
+	if (!c->carry_in || !c->carry_out) {
+		log_error("conn_detach_failed", "worker=%d conn=%u", t->id, c->slot);
+		release(c); /* stays in the table's closing list, freed with it */
+		return false;
+	}
 	evbuffer_add_buffer(c->carry_in, bufferevent_get_input(c->bev));
 	evbuffer_add_buffer(c->carry_out, bufferevent_get_output(c->bev));
 	bufferevent_free(c->bev);
@@ -602,18 +620,24 @@ void conn_detach(struct conn *c)
 	event_free(c->timer);
 	c->timer = NULL;
 	ws_rebind(c->ws, c->carry_in, c->carry_out, -1);
-	worker_conn_remove(w, c->slot);
-	c->w = NULL;
+	conntab_remove(t, c->slot);
+	c->tab = NULL;
+	return true;
 }
 
-void conn_attach(struct worker *w, struct conn *c)
+bool conn_attach(struct conntab *t, struct conn *c)
 {
-	MESHD_ASSERT_ON_WORKER(w);
-	c->w = w;
+	MESHD_ASSERT_ON_WORKER(t);
 	c->migrate_to = -1;
-	c->bev = bufferevent_socket_new(w->base, c->fd, 0);
-	c->timer = evtimer_new(w->base, timer_cb, c);
-	c->slot = worker_conn_add(w, c, &c->gen);
+	c->bev = bufferevent_socket_new(t->base, c->fd, 0);
+	c->timer = evtimer_new(t->base, timer_cb, c);
+	if (!c->bev || !c->timer || !c->carry_in || !c->carry_out) {
+		/* conn_free() takes what was made; the fd closes with it. */
+		log_error("conn_attach_failed", "worker=%d addr=%s", t->id, c->addr);
+		return false;
+	}
+	c->tab = t;
+	c->slot = conntab_add(t, c, &c->gen);
 	evbuffer_add_buffer(bufferevent_get_input(c->bev), c->carry_in);
 	evbuffer_add_buffer(bufferevent_get_output(c->bev), c->carry_out);
 	evbuffer_free(c->carry_in);
@@ -624,6 +648,7 @@ void conn_attach(struct worker *w, struct conn *c)
 	bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATERMARK);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	rearm(c);
+	return true;
 }
 
 /* After conn_attach and the handshake step: frames that arrived behind the

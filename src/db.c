@@ -16,12 +16,11 @@
 #include "meshd/clock.h"
 #include "meshd/config.h"
 #include "meshd/db.h"
+#include "meshd/dbjob.h"
 #include "meshd/log.h"
 #include "meshd/map.h"
 #include "meshd/metrics.h"
-#include "meshd/server.h"
 #include "meshd/thread.h"
-#include "meshd/worker.h"
 
 /* One pipeline carries at most this many jobs; the rest wait for the next. */
 #define BATCH_MAX 512
@@ -30,10 +29,11 @@
 
 enum db_state { DB_DOWN, DB_CONNECTING, DB_READY };
 
-enum slot_kind { SLOT_BEGIN, SLOT_COMMIT, SLOT_PREPARE, SLOT_JOB };
+/* One command of a pipeline in flight and, once read, its result. */
+enum batch_cmd_kind { CMD_BEGIN, CMD_COMMIT, CMD_PREPARE, CMD_JOB };
 
-struct slot {
-	enum slot_kind kind;
+struct batch_cmd {
+	enum batch_cmd_kind kind;
 	struct db_job *job;
 	PGresult *res;
 };
@@ -41,13 +41,6 @@ struct slot {
 struct msg_stop {
 	struct msg hdr; /* MSG_STOP */
 	int timeout_ms;
-};
-
-/* A FIFO of jobs linked through hdr.next. */
-struct jobq {
-	struct msg *head;
-	struct msg *tail;
-	size_t len; /* rows: a job counts its db_job.rows */
 };
 
 /* One PostgreSQL connection and its pipeline: a lane (see db.h). */
@@ -62,23 +55,24 @@ struct dbconn {
 	struct event *timer;      /* ping / reconnect */
 	bool healthy;
 
-	struct jobq pending;
-	/* Each job has a prepare in front of it at most: 2 slots per job. */
-	struct slot batch[2 * BATCH_MAX + 2];
+	struct db_jobq pending;
+	/* Each job has a prepare in front of it at most: 2 commands per job. */
+	struct batch_cmd batch[2 * BATCH_MAX + 2];
 	/* Statements prepared on this connection: SQL text -> name.  Every
 	 * job's SQL is a static string, so it is parsed and planned once per
 	 * connection instead of once per execution. */
 	struct map prepared;
 	unsigned nprepared;
-	int nslots;
-	int cursor;       /* slot receiving results */
+	int ncmds;
+	int cursor;       /* command receiving results */
 	bool cursor_has_result;
 	bool in_flight;
 	bool want_flush;
 };
 
 struct db {
-	struct server *srv;
+	const struct config *cfg;
+	pthread_barrier_t *start;
 	char *url;
 	pthread_t thread;
 	struct event_base *base;
@@ -99,117 +93,33 @@ static void submit_internal(struct dbconn *c, const char *sql, db_done_fn done);
 static void accept_job(struct db *db, struct db_job *j);
 static void send_batches(struct db *db);
 
-/* ---- jobs -------------------------------------------------------------- */
+/* ---- completions ----------------------------------------------------- */
 
-struct db_job *db_job_new(const char *sql, unsigned flags, struct worker *origin, db_done_fn done,
-			  void *arg)
-{
-	struct db_job *j = xcalloc(1, sizeof(*j));
-	j->hdr.type = MSG_DB_JOB;
-	j->sql = sql;
-	j->flags = flags;
-	j->origin = origin;
-	j->done = done;
-	j->arg = arg;
-	j->rows = 1;
-	return j;
-}
-
-void db_job_param(struct db_job *job, const char *value)
-{
-	if (job->nparams >= DB_MAX_PARAMS)
-		abort(); /* a programming error: the SQL has a fixed parameter count */
-	job->params[job->nparams++] = value ? xstrdup(value) : NULL;
-}
-
-void db_job_paramf(struct db_job *job, const char *fmt, ...)
-{
-	char buf[64];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	db_job_param(job, buf);
-}
-
-void db_job_free(struct db_job *job)
-{
-	if (!job)
-		return;
-	xfree(job->mesh_id);
-	if (job->free_arg)
-		job->free_arg(job->arg);
-	for (int i = 0; i < job->nparams; i++)
-		xfree(job->params[i]);
-	PQclear(job->res);
-	xfree(job);
-}
-
-static void q_push_back(struct jobq *q, struct db_job *j)
-{
-	j->hdr.next = NULL;
-	if (q->tail)
-		q->tail->next = &j->hdr;
-	else
-		q->head = &j->hdr;
-	q->tail = &j->hdr;
-	q->len += j->rows;
-}
-
-static struct db_job *q_pop(struct jobq *q)
-{
-	struct msg *m = q->head;
-	if (!m)
-		return NULL;
-	q->head = m->next;
-	if (!q->head)
-		q->tail = NULL;
-	struct db_job *j = (struct db_job *)m;
-	q->len -= j->rows;
-	m->next = NULL;
-	return j;
-}
-
-/* Puts `front` (in order) before everything in q. */
-static void q_prepend(struct jobq *q, struct jobq *front)
-{
-	if (!front->head)
-		return;
-	front->tail->next = q->head;
-	if (!q->tail)
-		q->tail = front->tail;
-	q->head = front->head;
-	q->len += front->len;
-	front->head = front->tail = NULL;
-	front->len = 0;
-}
-
-/* Delivers the outcome: to the origin worker's inbox, or here. */
+/* Delivers the outcome: to the inbox the job names, or here. */
 static void complete(struct db *db, struct db_job *j, bool ok, PGresult *res, const char *error)
 {
+	(void)db;
 	j->ok = ok;
 	j->res = res;
 	if (error)
 		snprintf(j->error, sizeof(j->error), "%s", error);
-	if (j->origin) {
+	if (j->reply.inbox) {
 		j->hdr.type = MSG_DB_DONE;
-		worker_post(j->origin, &j->hdr);
+		inbox_push(j->reply.inbox, &j->hdr);
 		return;
 	}
-	if (j->done)
-		j->done(j);
-	db_job_free(j);
+	db_job_finish(j);
 }
 
-static void fail_fast_jobs(struct db *db, struct jobq *q)
+static void fail_fast_jobs(struct db *db, struct db_jobq *q)
 {
-	struct jobq keep = { 0 };
+	struct db_jobq keep = { 0 };
 	struct db_job *j;
-	while ((j = q_pop(q)))
+	while ((j = db_jobq_pop(q)))
 		if (j->flags & DB_JOB_FAIL_FAST)
 			complete(db, j, false, NULL, "database unavailable");
 		else
-			q_push_back(&keep, j);
+			db_jobq_push(&keep, j);
 	*q = keep;
 }
 
@@ -240,7 +150,7 @@ static void set_healthy(struct dbconn *c, bool up)
 
 static int64_t retry_delay_ms(const struct dbconn *c)
 {
-	int64_t cap = (int64_t)c->db->srv->cfg->db_ping_interval_seconds * 1000;
+	int64_t cap = (int64_t)c->db->cfg->db_ping_interval_seconds * 1000;
 	int shift = c->failures < 6 ? c->failures : 6;
 	int64_t d = 500LL << shift;
 	return d < cap ? d : cap;
@@ -256,17 +166,17 @@ static void arm(struct event *ev, int64_t ms)
  * rolled back or never run, it is sent again on the next connection. */
 static void requeue_in_flight(struct dbconn *c)
 {
-	struct jobq again = { 0 };
-	for (int i = 0; i < c->nslots; i++) {
-		struct slot *s = &c->batch[i];
+	struct db_jobq again = { 0 };
+	for (int i = 0; i < c->ncmds; i++) {
+		struct batch_cmd *s = &c->batch[i];
 		PQclear(s->res);
 		s->res = NULL;
-		if (s->kind == SLOT_JOB)
-			q_push_back(&again, s->job);
+		if (s->kind == CMD_JOB)
+			db_jobq_push(&again, s->job);
 	}
-	c->nslots = 0;
+	c->ncmds = 0;
 	c->in_flight = false;
-	q_prepend(&c->pending, &again);
+	db_jobq_prepend(&c->pending, &again);
 }
 
 static void connection_lost(struct dbconn *c, const char *why)
@@ -298,8 +208,9 @@ static void watch_socket(struct dbconn *c, short what)
 	event_add(c->sock_ev, NULL);
 }
 
-static void ping_done(struct db_job *j)
+static void ping_done(struct db_job *j, void *owner)
 {
+	(void)owner;
 	struct dbconn *c = j->arg;
 	if (!j->ok) {
 		log_warn("db_ping_failed", "lane=%d error=%s", c->lane, j->error);
@@ -309,11 +220,12 @@ static void ping_done(struct db_job *j)
 	}
 	c->failures = 0;
 	set_healthy(c, true);
-	arm(c->timer, (int64_t)c->db->srv->cfg->db_ping_interval_seconds * 1000);
+	arm(c->timer, (int64_t)c->db->cfg->db_ping_interval_seconds * 1000);
 }
 
-static void depth_done(struct db_job *j)
+static void depth_done(struct db_job *j, void *owner)
 {
+	(void)owner;
 	if (j->ok && PQntuples(j->res) == 1)
 		metrics_gauge_set(METRIC_QUEUE_DEPTH, strtoll(PQgetvalue(j->res, 0, 0), NULL, 10));
 }
@@ -398,7 +310,7 @@ static void orphan_timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct db *db = arg;
 	accept_job(db, db_job_new("DELETE FROM mesh.message_queue WHERE delivered_at IS NULL"
 				  " AND created_at < now() - interval '7 days'",
-				  DB_JOB_WRITE | DB_JOB_FAIL_FAST, NULL, NULL, db));
+				  DB_JOB_WRITE | DB_JOB_FAIL_FAST, NULL, NULL, NULL));
 	send_batches(db);
 	arm(db->orphan_timer, ORPHAN_SWEEP_MS);
 }
@@ -409,14 +321,14 @@ static void depth_timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct dbconn *c = &db->conns[DB_LANE_QUEUE];
 	if (c->state == DB_READY)
 		submit_internal(c, depth_sql, depth_done);
-	arm(db->depth_timer, (int64_t)db->srv->cfg->queue_depth_interval_seconds * 1000);
+	arm(db->depth_timer, (int64_t)db->cfg->queue_depth_interval_seconds * 1000);
 }
 
 /* ---- batches ----------------------------------------------------------- */
 
-static void add_slot(struct dbconn *c, enum slot_kind kind, struct db_job *j)
+static void add_cmd(struct dbconn *c, enum batch_cmd_kind kind, struct db_job *j)
 {
-	c->batch[c->nslots++] = (struct slot){ .kind = kind, .job = j, .res = NULL };
+	c->batch[c->ncmds++] = (struct batch_cmd){ .kind = kind, .job = j, .res = NULL };
 }
 
 static bool send_plain(struct dbconn *c, const char *sql)
@@ -425,13 +337,13 @@ static bool send_plain(struct dbconn *c, const char *sql)
 }
 
 /* A job's statement, prepared first if this connection has not seen it
- * (or, DB_JOB_CUSTOM_PLAN, sent unnamed).  Its slots are taken before
+ * (or, DB_JOB_CUSTOM_PLAN, sent unnamed).  Its commands are taken before
  * anything is sent, so a failure midway leaves the job where
  * requeue_in_flight() finds it. */
 static bool send_job(struct dbconn *c, struct db_job *j)
 {
 	if (j->flags & DB_JOB_CUSTOM_PLAN) {
-		add_slot(c, SLOT_JOB, j);
+		add_cmd(c, CMD_JOB, j);
 		return PQsendQueryParams(c->pg, j->sql, j->nparams, NULL,
 					 (const char *const *)j->params, NULL, NULL, 0) == 1;
 	}
@@ -442,9 +354,9 @@ static bool send_job(struct dbconn *c, struct db_job *j)
 		snprintf(buf, sizeof(buf), "m%u", c->nprepared++);
 		name = xstrdup(buf);
 		map_put(&c->prepared, j->sql, (void *)name);
-		add_slot(c, SLOT_PREPARE, j);
+		add_cmd(c, CMD_PREPARE, j);
 	}
-	add_slot(c, SLOT_JOB, j);
+	add_cmd(c, CMD_JOB, j);
 	if (prepare && PQsendPrepare(c->pg, name, j->sql, j->nparams, NULL) != 1)
 		return false;
 	return PQsendQueryPrepared(c->pg, name, j->nparams, (const char *const *)j->params, NULL,
@@ -454,10 +366,10 @@ static bool send_job(struct dbconn *c, struct db_job *j)
 /* Jobs taken for a batch but never sent go back to the front, in order. */
 static void unsend(struct dbconn *c, struct db_job **jobs, int n)
 {
-	struct jobq back = { 0 };
+	struct db_jobq back = { 0 };
 	for (int i = 0; i < n; i++)
-		q_push_back(&back, jobs[i]);
-	q_prepend(&c->pending, &back);
+		db_jobq_push(&back, jobs[i]);
+	db_jobq_prepend(&c->pending, &back);
 }
 
 static void flush_output(struct dbconn *c)
@@ -482,23 +394,23 @@ static void send_batch(struct dbconn *c)
 	struct db_job *writes[BATCH_MAX], *reads[BATCH_MAX];
 	int nw = 0, nr = 0;
 	struct db_job *j;
-	while (nw + nr < BATCH_MAX && (j = q_pop(&c->pending))) {
+	while (nw + nr < BATCH_MAX && (j = db_jobq_pop(&c->pending))) {
 		if (j->flags & DB_JOB_WRITE)
 			writes[nw++] = j;
 		else
 			reads[nr++] = j;
 	}
-	c->nslots = 0;
+	c->ncmds = 0;
 	c->cursor = 0;
 	c->cursor_has_result = false;
 	bool ok = true;
 	int w_sent = 0, r_sent = 0;
 	if (nw) {
-		add_slot(c, SLOT_BEGIN, NULL);
+		add_cmd(c, CMD_BEGIN, NULL);
 		ok = send_plain(c, "BEGIN");
 		while (ok && w_sent < nw)
 			ok = send_job(c, writes[w_sent++]);
-		add_slot(c, SLOT_COMMIT, NULL);
+		add_cmd(c, CMD_COMMIT, NULL);
 		ok = ok && send_plain(c, "COMMIT");
 	}
 	while (ok && r_sent < nr)
@@ -515,25 +427,25 @@ static void send_batch(struct dbconn *c)
 	flush_output(c);
 }
 
-/* The Sync arrived: every slot has its result.  Hand out the outcomes. */
+/* The Sync arrived: every command has its result.  Hand out the outcomes. */
 static void finish_batch(struct dbconn *c)
 {
-	bool has_txn = c->nslots > 0 && c->batch[0].kind == SLOT_BEGIN;
+	bool has_txn = c->ncmds > 0 && c->batch[0].kind == CMD_BEGIN;
 	bool committed = false;
-	for (int i = 0; i < c->nslots; i++)
-		if (c->batch[i].kind == SLOT_COMMIT)
+	for (int i = 0; i < c->ncmds; i++)
+		if (c->batch[i].kind == CMD_COMMIT)
 			committed = c->batch[i].res &&
 				    PQresultStatus(c->batch[i].res) == PGRES_COMMAND_OK;
-	struct jobq again = { 0 };
-	for (int i = 0; i < c->nslots; i++) {
-		struct slot *s = &c->batch[i];
+	struct db_jobq again = { 0 };
+	for (int i = 0; i < c->ncmds; i++) {
+		struct batch_cmd *s = &c->batch[i];
 		PGresult *res = s->res;
 		s->res = NULL;
-		if (s->kind == SLOT_PREPARE && (!res || PQresultStatus(res) != PGRES_COMMAND_OK)) {
+		if (s->kind == CMD_PREPARE && (!res || PQresultStatus(res) != PGRES_COMMAND_OK)) {
 			/* Not prepared after all: prepare again on the next use. */
 			xfree(map_del(&c->prepared, s->job->sql));
 		}
-		if (s->kind != SLOT_JOB) {
+		if (s->kind != CMD_JOB) {
 			PQclear(res);
 			continue;
 		}
@@ -552,12 +464,12 @@ static void finish_batch(struct dbconn *c)
 		} else {
 			/* Skipped by the pipeline abort, or rolled back with its batch. */
 			PQclear(res);
-			q_push_back(&again, s->job);
+			db_jobq_push(&again, s->job);
 		}
 	}
-	c->nslots = 0;
+	c->ncmds = 0;
 	c->in_flight = false;
-	q_prepend(&c->pending, &again);
+	db_jobq_prepend(&c->pending, &again);
 }
 
 static void read_results(struct dbconn *c)
@@ -581,7 +493,7 @@ static void read_results(struct dbconn *c)
 			finish_batch(c);
 			break;
 		}
-		if (c->cursor >= c->nslots || c->cursor_has_result) {
+		if (c->cursor >= c->ncmds || c->cursor_has_result) {
 			PQclear(r); /* a second result for one command: not ours to keep */
 			continue;
 		}
@@ -628,7 +540,7 @@ static size_t pending_total(const struct db *db)
 {
 	size_t n = 0;
 	for (int i = 0; i < DB_LANES; i++)
-		n += db->conns[i].pending.len;
+		n += db->conns[i].pending.rows;
 	return n;
 }
 
@@ -643,11 +555,11 @@ static void enqueue(struct dbconn *c, struct db_job *j)
 	 * retried by its client) instead of growing the broker's memory.  An
 	 * empty queue takes any one job, however big. */
 	size_t pending = pending_total(c->db);
-	if (pending > 0 && pending + j->rows > (size_t)c->db->srv->cfg->db_max_pending_jobs) {
+	if (pending > 0 && pending + j->rows > (size_t)c->db->cfg->db_max_pending_jobs) {
 		complete(c->db, j, false, NULL, "database unavailable: too many pending writes");
 		return;
 	}
-	q_push_back(&c->pending, j);
+	db_jobq_push(&c->pending, j);
 }
 
 static void accept_job(struct db *db, struct db_job *j)
@@ -702,20 +614,21 @@ static void *db_main(void *arg)
 	struct db *db = arg;
 	thread_set_role(THREAD_DB, 0);
 	thread_set_name("meshd-db");
-	pthread_barrier_wait(&db->srv->start_barrier);
+	pthread_barrier_wait(db->start);
 	for (int i = 0; i < DB_LANES; i++)
 		connect_start(&db->conns[i]);
-	arm(db->depth_timer, (int64_t)db->srv->cfg->queue_depth_interval_seconds * 1000);
+	arm(db->depth_timer, (int64_t)db->cfg->queue_depth_interval_seconds * 1000);
 	arm(db->orphan_timer, ORPHAN_SWEEP_MS);
 	event_base_dispatch(db->base);
 	return NULL;
 }
 
-struct db *db_new(struct server *srv, const char *database_url)
+struct db *db_new(const struct config *cfg, pthread_barrier_t *start)
 {
 	struct db *db = xcalloc(1, sizeof(*db));
-	db->srv = srv;
-	db->url = xstrdup(database_url);
+	db->cfg = cfg;
+	db->start = start;
+	db->url = xstrdup(cfg->database_url);
 	struct event_config *ec = event_config_new();
 	event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
 	db->base = event_base_new_with_config(ec);
@@ -754,11 +667,11 @@ void db_stop(struct db *db, int timeout_ms)
 	pthread_join(db->thread, NULL);
 }
 
-static void conn_free(struct dbconn *c)
+static void dbconn_free(struct dbconn *c)
 {
 	struct db_job *j;
 	requeue_in_flight(c);
-	while ((j = q_pop(&c->pending)))
+	while ((j = db_jobq_pop(&c->pending)))
 		db_job_free(j);
 	if (c->sock_ev)
 		event_free(c->sock_ev);
@@ -774,7 +687,7 @@ void db_free(struct db *db)
 	if (!db)
 		return;
 	for (int i = 0; i < DB_LANES; i++)
-		conn_free(&db->conns[i]);
+		dbconn_free(&db->conns[i]);
 	struct msg *m = inbox_take_all(&db->inbox);
 	while (m) {
 		struct msg *next = m->next;
@@ -798,54 +711,6 @@ void db_submit(struct db *db, struct db_job *job)
 {
 	job->hdr.type = MSG_DB_JOB;
 	inbox_push(&db->inbox, &job->hdr);
-}
-
-void db_stream_init(struct db_stream *s, const char *sql, unsigned flags)
-{
-	s->sql = sql;
-	s->flags = flags;
-	s->rows = json_array();
-	s->inflight = 0;
-}
-
-void db_stream_free(struct db_stream *s)
-{
-	json_decref(s->rows);
-	s->rows = NULL;
-}
-
-bool db_stream_may_send(const struct db_stream *s, size_t rows, bool force)
-{
-	return rows > 0 && (force || s->inflight < DB_STREAM_INFLIGHT || rows >= DB_STREAM_ROWS_MAX);
-}
-
-void db_stream_sent(struct db_stream *s)
-{
-	s->inflight++;
-}
-
-void db_stream_done(struct db_stream *s)
-{
-	s->inflight--;
-}
-
-static void stream_job_done(struct db_job *j)
-{
-	db_stream_done(j->arg);
-}
-
-void db_stream_flush(struct db_stream *s, struct worker *w, bool force)
-{
-	if (!db_stream_may_send(s, json_array_size(s->rows), force))
-		return;
-	char *text = json_dumps(s->rows, JSON_COMPACT);
-	struct db_job *j = db_job_new(s->sql, DB_JOB_CUSTOM_PLAN | s->flags, w, stream_job_done, s);
-	j->rows = (unsigned)json_array_size(s->rows);
-	json_array_clear(s->rows);
-	db_job_param(j, text);
-	free(text); /* jansson allocates with malloc */
-	db_stream_sent(s);
-	db_submit(w->srv->db, j);
 }
 
 bool db_healthy(const struct db *db)

@@ -6,13 +6,13 @@
 
 #include <event2/buffer.h>
 
+#include "meshd/clock.h"
 #include "meshd/conn.h"
 #include "meshd/db.h"
 #include "meshd/endpoint.h"
 #include "meshd/http.h"
 #include "meshd/metrics.h"
-#include "meshd/server.h"
-#include "meshd/worker.h"
+#include "meshd/shard.h"
 
 #define JSON_TYPE "application/json"
 
@@ -27,24 +27,29 @@ static void respond_json(struct conn *c, int status, const char *body, int len)
 	conn_http_respond(c, status, JSON_TYPE, body, len > 0 ? (size_t)len : 0, false);
 }
 
+static long long uptime_seconds(const struct shard *s)
+{
+	return (long long)((clock_mono_ms() - s->started_mono_ms) / 1000);
+}
+
 /* D1: 200 {"status":"ok","db":"up",…} or 503 {"status":"degraded","db":"down",…}. */
 static void health(struct conn *c)
 {
-	const struct server *s = c->w->srv;
+	const struct shard *s = conn_owner(c);
 	bool up = db_healthy(s->db);
 	char body[256];
 	int n = snprintf(body, sizeof(body),
 			 "{\"status\":\"%s\",\"db\":\"%s\",\"version\":\"%s\",\"gitSha\":\"%s\","
 			 "\"uptime\":%lld}",
 			 up ? "ok" : "degraded", up ? "up" : "down", PACKAGE_VERSION, s->git_sha,
-			 (long long)server_uptime_seconds(s));
+			 uptime_seconds(s));
 	respond_json(c, up ? 200 : 503, body, n);
 }
 
 /* §3.2 without the drizzle migration check (meshd has no drizzle table). */
 static void health_ready(struct conn *c)
 {
-	const struct server *s = c->w->srv;
+	const struct shard *s = conn_owner(c);
 	if (!db_healthy(s->db)) {
 		static const char down[] = "{\"status\":\"not_ready\",\"reason\":\"db_down\"}";
 		respond_json(c, 503, down, (int)sizeof(down) - 1);
@@ -53,7 +58,7 @@ static void health_ready(struct conn *c)
 	char body[256];
 	int n = snprintf(body, sizeof(body),
 			 "{\"status\":\"ready\",\"version\":\"%s\",\"gitSha\":\"%s\",\"uptime\":%lld}",
-			 PACKAGE_VERSION, s->git_sha, (long long)server_uptime_seconds(s));
+			 PACKAGE_VERSION, s->git_sha, uptime_seconds(s));
 	respond_json(c, 200, body, n);
 }
 

@@ -12,7 +12,9 @@
 #include "meshd/clock.h"
 #include "meshd/config.h"
 #include "meshd/conn.h"
+#include "meshd/conntab.h"
 #include "meshd/db.h"
+#include "meshd/dbjob.h"
 #include "meshd/handshake.h"
 #include "meshd/hello.h"
 #include "meshd/log.h"
@@ -20,9 +22,9 @@
 #include "meshd/presence.h"
 #include "meshd/proto.h"
 #include "meshd/route.h"
-#include "meshd/server.h"
+#include "meshd/session.h"
 #include "meshd/shard.h"
-#include "meshd/worker.h"
+#include "meshd/thread.h"
 #include "meshd/ws.h"
 
 /* One row: the mesh, and the member with that exact pubkey, an active row
@@ -51,8 +53,9 @@ static void reject(struct conn *c, enum hello_reject r, const char *label)
 	char *message = xmalloc(need);
 	hello_format_message(r, label, message, need);
 	metrics_inc_label(METRIC_CONNECTIONS_REJECTED, (int)rj->metric);
-	log_info("hello_rejected", "worker=%d conn=%u reason=%s", c->w->id, c->slot, rj->name);
-	c->handshaking = false;
+	log_info("hello_rejected", "worker=%d conn=%u reason=%s", c->tab->id, c->slot, rj->name);
+	/* The hello stays with the session: `label` may point into it. */
+	session_of(c)->handshaking = false;
 	proto_send_error(c, rj->code, message, NULL);
 	xfree(message);
 	conn_ws_close(c, rj->close_code, rj->close_reason);
@@ -60,7 +63,10 @@ static void reject(struct conn *c, enum hello_reject r, const char *label)
 
 void handshake_begin(struct conn *c, const json_t *msg, const char *type)
 {
-	if (c->handshaking)
+	struct session *ss = session_of(c);
+	struct shard *s = conn_owner(c);
+	MESHD_ASSERT_ON_WORKER(s);
+	if (ss->handshaking)
 		return; /* one hello at a time; the first one decides */
 	enum hello_kind kind = strcmp(type, "session_hello") == 0 ? HELLO_SESSION : HELLO_MEMBER;
 	struct hello *h = xcalloc(1, sizeof(*h));
@@ -71,26 +77,29 @@ void handshake_begin(struct conn *c, const json_t *msg, const char *type)
 		reject(c, r, NULL);
 		return;
 	}
-	c->hello = h;
-	c->handshaking = true;
-	int owner = shard_owner(h->mesh_id, c->w->srv->nworkers);
-	if (owner == c->w->id)
+	session_end_handshake(ss);
+	ss->hello = h;
+	ss->handshaking = true;
+	int owner = shard_owner(h->mesh_id, s->nshards);
+	if (owner == s->id)
 		handshake_adopted(c);
 	else
 		conn_migrate(c, owner);
 }
 
-static void lookup_done(struct db_job *j);
+static void lookup_done(struct db_job *j, void *owner);
 
 void handshake_adopted(struct conn *c)
 {
-	struct hello *h = c->hello;
-	struct db_job *j = db_job_new(member_sql, DB_JOB_FAIL_FAST, c->w, lookup_done, NULL);
+	struct shard *s = conn_owner(c);
+	MESHD_ASSERT_ON_WORKER(s);
+	struct hello *h = session_of(c)->hello;
+	struct db_job *j = db_job_new(member_sql, DB_JOB_FAIL_FAST, &s->reply, lookup_done, NULL);
 	db_job_param(j, h->mesh_id);
 	db_job_param(j, h->pubkey);
 	j->conn_slot = c->slot;
 	j->conn_gen = c->gen;
-	db_submit(c->w->srv->db, j);
+	db_submit(s->db, j);
 	conn_resume_input(c);
 }
 
@@ -133,7 +142,7 @@ static json_t *groups_json(const struct hello *h, const struct member *mb)
 
 static void send_ack(struct conn *c, struct presence *p, bool reattach)
 {
-	const struct hello *h = c->hello;
+	const struct hello *h = session_of(c)->hello;
 	struct member *mb = p->member;
 	json_t *o = json_object();
 	json_object_set_new(o, "type", json_string("hello_ack"));
@@ -159,37 +168,38 @@ static void send_ack(struct conn *c, struct presence *p, bool reattach)
 /* The handshake is over for this connection: frames are now requests. */
 static void finish(struct conn *c, struct presence *p, bool reattach)
 {
+	struct session *ss = session_of(c);
 	send_ack(c, p, reattach);
-	c->hello_done = true;
-	c->handshaking = false;
-	hello_free(c->hello);
-	xfree(c->hello);
-	c->hello = NULL;
+	ss->hello_done = true;
+	session_end_handshake(ss);
+	conn_ws_set_deadline(c, 0);
 	log_info(reattach ? "presence_reattached" : "presence_created",
-		 "worker=%d conn=%u mesh=%s presence=%s", c->w->id, c->slot, p->mesh->id, p->id);
+		 "worker=%d conn=%u mesh=%s presence=%s", c->tab->id, c->slot, p->mesh->id, p->id);
 }
 
-static void created_done(struct db_job *j)
+static void created_done(struct db_job *j, void *owner)
 {
-	struct worker *w = j->origin;
-	struct presence *p = shard_presence(worker_shard(w), j->mesh_id, j->presence_id);
-	struct conn *c = worker_conn_get(w, j->conn_slot, j->conn_gen);
-	if (!p)
+	struct shard *s = owner;
+	struct presence *p = shard_presence(s, j->mesh_id, j->presence_id);
+	if (!p) {
+		shard_count_stale(s);
 		return; /* gone meanwhile (its connection closed and it was evicted) */
+	}
+	struct conn *c = conntab_get(s->conns, j->conn_slot, j->conn_gen);
 	if (!j->ok) {
 		log_error("presence_insert_failed", "mesh=%s presence=%s error=%s", j->mesh_id,
 			  j->presence_id, j->error);
-		if (c && c->presence == p) {
-			c->presence = NULL;
+		if (c && session_presence(c) == p) {
+			session_of(c)->presence = NULL;
 			conn_ws_close(c, 1011, "internal error");
 		}
 		presence_remove(p, false);
 		return;
 	}
 	p->stored = true;
-	if (!c || c->presence != p)
+	if (!c || session_presence(c) != p)
 		return; /* its socket closed meanwhile: the lease is in grace */
-	bool session = c->hello->kind == HELLO_SESSION;
+	bool session = session_of(c)->hello->kind == HELLO_SESSION;
 	finish(c, p, false);
 	presence_announce_joined(p, session);
 	route_drain(p);
@@ -197,13 +207,13 @@ static void created_done(struct db_job *j)
 
 static void submit_created(struct conn *c, struct presence *p)
 {
-	const struct hello *h = c->hello;
+	const struct hello *h = session_of(c)->hello;
+	struct shard *s = p->mesh->shard;
 	char iso[32];
 	log_iso8601(iso, p->connected_ms);
 	char *groups = json_dumps(p->groups, JSON_COMPACT);
-	struct db *db = c->w->srv->db;
 
-	struct db_job *j = db_job_new(presence_insert_sql, DB_JOB_WRITE, c->w, created_done, NULL);
+	struct db_job *j = db_job_new(presence_insert_sql, DB_JOB_WRITE, &s->reply, created_done, NULL);
 	db_job_param(j, p->id);
 	db_job_param(j, p->member->id);
 	db_job_param(j, p->session_id);
@@ -234,15 +244,15 @@ static void submit_created(struct conn *c, struct presence *p)
 		json_object_set_new(payload, "restored", json_false());
 		json_object_set_new(payload, "role", json_string("control-plane"));
 	}
-	db_submit(db, j);
-	worker_audit(c->w, audit_entry(p->mesh->id, "peer_joined", p->member->id, p->display_name,
-				       payload, p->connected_ms));
+	db_submit(s->db, j);
+	shard_audit(s, audit_entry(p->mesh->id, "peer_joined", p->member->id, p->display_name,
+				   payload, p->connected_ms));
 	json_decref(payload);
 }
 
 static struct presence *create(struct conn *c, struct mesh *m, struct member *mb)
 {
-	const struct hello *h = c->hello;
+	const struct hello *h = session_of(c)->hello;
 	struct presence *p = mesh_presence_new(m, mb);
 	p->role = h->kind == HELLO_SESSION ? ROLE_SESSION : ROLE_CONTROL_PLANE;
 	p->session_id = xstrdup(h->session_id);
@@ -296,7 +306,7 @@ static struct presence *find_reattach(struct mesh *m, const struct hello *h,
 
 static void reattach(struct conn *c, struct presence *p)
 {
-	const struct hello *h = c->hello;
+	const struct hello *h = session_of(c)->hello;
 	if (p->conn && p->conn != c) {
 		struct conn *old = p->conn;
 		presence_detach(p);
@@ -318,18 +328,18 @@ static void reattach(struct conn *c, struct presence *p)
 	route_drain(p);
 }
 
-static void admit(struct conn *c, struct member *mb)
+static void admit(struct shard *s, struct conn *c, struct member *mb)
 {
-	const struct hello *h = c->hello;
-	struct mesh *m = shard_mesh(worker_shard(c->w), h->mesh_id, false);
+	const struct hello *h = session_of(c)->hello;
+	struct mesh *m = shard_mesh(s, h->mesh_id, false);
 	struct presence *old = find_reattach(m, h, mb);
 	if (old) {
 		reattach(c, old);
 		return;
 	}
-	if (m->npresences >= (size_t)c->w->srv->cfg->max_connections_per_mesh) {
+	if (m->npresences >= (size_t)s->cfg->max_connections_per_mesh) {
 		reject(c, HR_CAPACITY, NULL);
-		shard_mesh_maybe_free(worker_shard(c->w), m);
+		shard_mesh_maybe_free(s, m);
 		return;
 	}
 	/* The new presence first: it keeps the mesh and the member alive while
@@ -344,19 +354,20 @@ static void admit(struct conn *c, struct member *mb)
 	submit_created(c, p);
 }
 
-static void lookup_done(struct db_job *j)
+static void lookup_done(struct db_job *j, void *owner)
 {
-	struct worker *w = j->origin;
-	struct conn *c = worker_conn_get(w, j->conn_slot, j->conn_gen);
-	if (!c || !c->handshaking || c->state != CONN_WS)
+	struct shard *s = owner;
+	struct conn *c = shard_conn(s, j->conn_slot, j->conn_gen);
+	if (!c || !session_of(c)->handshaking || c->state != CONN_WS)
 		return;
-	const struct hello *h = c->hello;
+	struct session *ss = session_of(c);
+	const struct hello *h = ss->hello;
 	bool session = h->kind == HELLO_SESSION;
 	if (!j->ok) {
 		/* The database is unreachable: the client retries with backoff. */
 		metrics_inc_label(METRIC_MESSAGES_REJECTED, MSG_REJECT_PARSE_OR_HANDLER);
-		log_warn("hello_lookup_failed", "worker=%d conn=%u error=%s", w->id, c->slot, j->error);
-		c->handshaking = false;
+		log_warn("hello_lookup_failed", "worker=%d conn=%u error=%s", s->id, c->slot, j->error);
+		ss->handshaking = false;
 		conn_ws_close(c, 1011, "database unavailable");
 		return;
 	}
@@ -378,7 +389,7 @@ static void lookup_done(struct db_job *j)
 		reject(c, session ? HR_PARENT_MEMBER_ID_MISMATCH : HR_MEMBER_ID_MISMATCH, NULL);
 		return;
 	}
-	struct mesh *m = shard_mesh(worker_shard(w), h->mesh_id, true);
+	struct mesh *m = shard_mesh(s, h->mesh_id, true);
 	json_decref(m->self_editable);
 	m->self_editable = json_col(res, 3);
 	json_t *defaults = json_col(res, 7), *grants = json_col(res, 9);
@@ -386,5 +397,5 @@ static void lookup_done(struct db_job *j)
 					       col(res, 8), defaults, grants);
 	json_decref(defaults);
 	json_decref(grants);
-	admit(c, mb);
+	admit(s, c, mb);
 }

@@ -68,6 +68,10 @@ static const struct series series[METRIC__COUNT] = {
 		"POST /hook/set-status rejected by rate limit", NULL, NULL, 0 },
 	[METRIC_DB_HEALTHY] = { "broker_db_healthy", "gauge",
 		"1 if Postgres connection is up, 0 if not", NULL, NULL, 0 },
+	/* meshd's own series come after the reference's, which keep their order. */
+	[METRIC_STALE_COMPLETIONS] = { "meshd_stale_completions_total", "counter",
+		"Database completions dropped because their connection or presence had gone",
+		NULL, NULL, 0 },
 };
 
 struct slot {

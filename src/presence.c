@@ -12,30 +12,27 @@
 #include "meshd/config.h"
 #include "meshd/conn.h"
 #include "meshd/db.h"
+#include "meshd/dbjob.h"
 #include "meshd/id.h"
 #include "meshd/log.h"
 #include "meshd/metrics.h"
 #include "meshd/presence.h"
 #include "meshd/proto.h"
 #include "meshd/route.h"
-#include "meshd/server.h"
+#include "meshd/session.h"
 #include "meshd/shard.h"
 #include "meshd/status.h"
-#include "meshd/worker.h"
+#include "meshd/thread.h"
 #include "meshd/ws.h"
-
-/* A grace presence drops out of list_peers once its last pong is this old,
- * as the reference's stale-presence sweeper would have marked its row. */
-#define STALE_AFTER_MS 90000
 
 static const struct config *cfg_of(const struct presence *p)
 {
-	return p->mesh->w->srv->cfg;
+	return p->mesh->shard->cfg;
 }
 
 static struct db *db_of(const struct presence *p)
 {
-	return p->mesh->w->srv->db;
+	return p->mesh->shard->db;
 }
 
 /* A fire-and-forget row update: the write rides the next group commit. */
@@ -50,8 +47,9 @@ static struct db_job *row_write(struct presence *p, const char *sql)
 
 void presence_attach(struct presence *p, struct conn *c)
 {
+	MESHD_ASSERT_ON_WORKER(p->mesh->shard);
 	p->conn = c;
-	c->presence = p;
+	session_of(c)->presence = p;
 	p->online = true;
 	p->last_pong_mono_ms = clock_mono_ms();
 	p->drained_once = false; /* the first drain on this socket re-drains after the lease */
@@ -63,7 +61,7 @@ void presence_attach(struct presence *p, struct conn *c)
 void presence_detach(struct presence *p)
 {
 	if (p->conn)
-		p->conn->presence = NULL;
+		session_of(p->conn)->presence = NULL;
 	p->conn = NULL;
 }
 
@@ -76,8 +74,10 @@ static void grace_expired(evutil_socket_t fd, short what, void *arg)
 
 void presence_conn_closed(struct presence *p)
 {
+	struct shard *s = p->mesh->shard;
+	MESHD_ASSERT_ON_WORKER(s);
 	presence_detach(p);
-	if (p->mesh->w->draining)
+	if (s->draining)
 		return; /* shutdown: presence_shutdown_shard() has the rows */
 	if (!p->online) {
 		presence_remove(p, true);
@@ -86,7 +86,13 @@ void presence_conn_closed(struct presence *p)
 	/* §7.7: offline for LEASE_GRACE_SECONDS, still a direct target, then evicted. */
 	p->online = false;
 	if (!p->grace_timer)
-		p->grace_timer = evtimer_new(p->mesh->w->base, grace_expired, p);
+		p->grace_timer = evtimer_new(s->base, grace_expired, p);
+	if (!p->grace_timer) {
+		/* No timer, no grace: evicted now rather than never. */
+		log_error("presence_timer_failed", "mesh=%s presence=%s", p->mesh->id, p->id);
+		presence_remove(p, true);
+		return;
+	}
 	struct timeval tv = { .tv_sec = cfg_of(p)->lease_grace_seconds, .tv_usec = 0 };
 	evtimer_add(p->grace_timer, &tv);
 }
@@ -151,8 +157,8 @@ void presence_remove(struct presence *p, bool announce)
 			json_decref(data);
 		}
 		json_t *payload = json_object();
-		worker_audit(m->w, audit_entry(m->id, "peer_left", p->member->id, p->display_name,
-					       payload, clock_wall_ms()));
+		shard_audit(m->shard, audit_entry(m->id, "peer_left", p->member->id, p->display_name,
+						  payload, clock_wall_ms()));
 		json_decref(payload);
 	}
 	if (p->stored)
@@ -173,10 +179,15 @@ void presence_replace(struct presence *p)
 
 /* ---- system pushes ----------------------------------------------------- */
 
+bool presence_handshaken(const struct presence *p)
+{
+	return p->conn && session_of(p->conn)->hello_done;
+}
+
 bool presence_send(struct presence *p, const char *text, size_t len)
 {
 	struct conn *c = p->conn;
-	if (!c || !c->hello_done || c->presence != p)
+	if (!presence_handshaken(p) || session_presence(c) != p)
 		return false;
 	conn_ws_send(c, text, len);
 	return true;
@@ -259,20 +270,18 @@ static json_t *peer_entry(const struct presence *p)
 	return e;
 }
 
-/* Listed like the reference's non-disconnected rows: online, or in grace
- * with a pong younger than the stale cut-off. */
-static bool listed(const struct presence *p, int64_t now_mono)
+bool presence_listed(const struct presence *p, int64_t now_mono)
 {
-	return p->stored && (p->online || now_mono - p->last_pong_mono_ms <= STALE_AFTER_MS);
+	return p->stored && (p->online || now_mono - p->last_pong_mono_ms <= PRESENCE_STALE_AFTER_MS);
 }
 
 void presence_list_peers(struct conn *c, const json_t *msg)
 {
-	struct presence *me = c->presence;
+	struct presence *me = session_presence(c);
 	int64_t now = clock_mono_ms();
 	json_t *peers = json_array();
 	for (struct presence *p = me->mesh->head; p; p = p->next) {
-		if (!listed(p, now) && p != me)
+		if (!presence_listed(p, now) && p != me)
 			continue;
 		if (!p->visible && p->member != me->member)
 			continue;
@@ -315,13 +324,14 @@ void presence_set_status(struct conn *c, const json_t *msg)
 	if (!s || !status_parse(s, &st))
 		return; /* an invalid value is silent (§7.3) */
 	/* D4: held messages go out as soon as the status admits them. */
-	if (presence_write_status(c->presence, st, SOURCE_MANUAL))
-		route_drain(c->presence);
+	struct presence *p = session_presence(c);
+	if (presence_write_status(p, st, SOURCE_MANUAL))
+		route_drain(p);
 }
 
 void presence_set_summary(struct conn *c, const json_t *msg)
 {
-	struct presence *p = c->presence;
+	struct presence *p = session_presence(c);
 	const char *s = json_string_value(json_object_get(msg, "summary"));
 	xfree(p->summary);
 	p->summary = xstrdup(s ? s : "");
@@ -355,7 +365,7 @@ static long drop_group(json_t *groups, const char *name)
 
 void presence_join_group(struct conn *c, const json_t *msg)
 {
-	struct presence *p = c->presence;
+	struct presence *p = session_presence(c);
 	const char *name = json_string_value(json_object_get(msg, "name"));
 	const char *role = json_string_value(json_object_get(msg, "role"));
 	if (!name)
@@ -375,7 +385,7 @@ void presence_join_group(struct conn *c, const json_t *msg)
 
 void presence_leave_group(struct conn *c, const json_t *msg)
 {
-	struct presence *p = c->presence;
+	struct presence *p = session_presence(c);
 	const char *name = json_string_value(json_object_get(msg, "name"));
 	if (!name)
 		return;
@@ -387,7 +397,8 @@ void presence_leave_group(struct conn *c, const json_t *msg)
 
 void presence_sweep_shard(struct shard *s)
 {
-	const struct config *cfg = s->w->srv->cfg;
+	MESHD_ASSERT_ON_WORKER(s);
+	const struct config *cfg = s->cfg;
 	int64_t now = clock_wall_ms(), mono = clock_mono_ms();
 	int64_t ttl = (int64_t)cfg->status_ttl_seconds * 1000;
 	unsigned flipped = 0;
@@ -403,7 +414,7 @@ void presence_sweep_shard(struct shard *s)
 					route_drain(p);
 			}
 			if (!p->online && !p->stale_marked && p->stored &&
-			    mono - p->last_pong_mono_ms > STALE_AFTER_MS) {
+			    mono - p->last_pong_mono_ms > PRESENCE_STALE_AFTER_MS) {
 				p->stale_marked = true;
 				store_disconnected(p);
 			}
@@ -416,6 +427,7 @@ void presence_sweep_shard(struct shard *s)
 
 void presence_shutdown_shard(struct shard *s)
 {
+	MESHD_ASSERT_ON_WORKER(s);
 	json_t *ids = json_array();
 	const char *k;
 	void *v;
@@ -433,7 +445,7 @@ void presence_shutdown_shard(struct shard *s)
 					      DB_JOB_WRITE, NULL, NULL, NULL);
 		db_job_param(j, text);
 		free(text);
-		db_submit(s->w->srv->db, j);
+		db_submit(s->db, j);
 	}
 	json_decref(ids);
 }

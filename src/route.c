@@ -14,7 +14,10 @@
 #include "meshd/clock.h"
 #include "meshd/config.h"
 #include "meshd/conn.h"
+#include "meshd/conntab.h"
 #include "meshd/db.h"
+#include "meshd/dbjob.h"
+#include "meshd/dbstream.h"
 #include "meshd/id.h"
 #include "meshd/jsonw.h"
 #include "meshd/log.h"
@@ -22,11 +25,11 @@
 #include "meshd/presence.h"
 #include "meshd/proto.h"
 #include "meshd/route.h"
-#include "meshd/server.h"
+#include "meshd/session.h"
 #include "meshd/shard.h"
 #include "meshd/status.h"
 #include "meshd/strbuf.h"
-#include "meshd/worker.h"
+#include "meshd/thread.h"
 
 #define ISO_SQL(col) "to_char(" col ", 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
@@ -110,7 +113,7 @@ enum target_class { TARGET_DIRECT, TARGET_BROADCAST, TARGET_GROUP, TARGET_TOPIC 
 
 static const struct config *cfg_of(const struct conn *c)
 {
-	return c->w->srv->cfg;
+	return ((const struct shard *)conn_owner(c))->cfg;
 }
 
 /* ---- replies --------------------------------------------------------------- */
@@ -201,12 +204,12 @@ struct route_batch {
 	struct db_stream acks;
 };
 
-struct route_batch *route_batch_new(void)
+struct route_batch *route_batch_new(struct shard *s)
 {
 	struct route_batch *b = xcalloc(1, sizeof(*b));
-	db_stream_init(&b->inserts, insert_many_sql,
-		       DB_JOB_WRITE | DB_JOB_CUSTOM_PLAN | DB_JOB_LANE_QUEUE);
-	db_stream_init(&b->acks, ack_many_sql, DB_JOB_WRITE);
+	db_stream_init(&b->inserts, s->id, insert_many_sql,
+		       DB_JOB_WRITE | DB_JOB_CUSTOM_PLAN | DB_JOB_LANE_QUEUE, s->db, &s->reply);
+	db_stream_init(&b->acks, s->id, ack_many_sql, DB_JOB_WRITE, s->db, &s->reply);
 	return b;
 }
 
@@ -302,7 +305,7 @@ static unsigned priority_bit(const char *p)
 /* The direct pre-flight: is anyone else there, and does one of them let us DM? */
 static const char *preflight(struct conn *c, const char *target)
 {
-	struct presence *me = c->presence;
+	struct presence *me = session_presence(c);
 	const struct plist *l = mesh_find(me->mesh, target);
 	bool found = false, allowed = false;
 	for (size_t i = 0; i < l->n; i++) {
@@ -347,7 +350,7 @@ static struct presence *fast_recipient(struct presence *from, const char *target
 	const struct plist *l = mesh_find(from->mesh, target);
 	for (size_t i = 0; i < l->n; i++) {
 		struct presence *q = l->v[i];
-		if (q == from || q->backlog || q->drain_inflight || !q->conn || !q->conn->hello_done)
+		if (q == from || q->backlog || q->drain_inflight || !presence_handshaken(q))
 			continue;
 		if (!grant_allows(q->member, from, "dm", false))
 			continue;
@@ -372,7 +375,7 @@ static void mark_backlog(struct presence *from, const char *target)
 
 void route_send(struct conn *c, const json_t *msg)
 {
-	struct presence *me = c->presence;
+	struct presence *me = session_presence(c);
 	const struct config *cfg = cfg_of(c);
 	const char *id = json_string_value(json_object_get(msg, "id"));
 	if (!id)
@@ -425,7 +428,7 @@ void route_send(struct conn *c, const json_t *msg)
 		}
 	}
 	/* 4. Queue, with this iteration's other sends: the ack waits for the commit. */
-	struct route_batch *b = c->w->route_batch;
+	struct route_batch *b = me->mesh->shard->route_batch;
 	if (b->n == b->cap) {
 		b->cap = b->cap ? b->cap * 2 : 64;
 		b->rows = xrealloc(b->rows, b->cap * sizeof(*b->rows));
@@ -562,22 +565,21 @@ static void fan_out_direct(struct presence *from, const char *target)
 
 /* SEMANTICS §D: message_sent, once the row is queued (write-behind: the
  * send's ack does not wait for it). */
-static void audit_sent(struct worker *w, const struct send_row *r)
+static void audit_sent(struct shard *s, const struct send_row *r)
 {
 	json_t *payload = json_object();
 	json_object_set_new(payload, "targetSpec", json_string(r->target));
 	json_object_set_new(payload, "priority", json_string(r->priority));
-	worker_audit(w, audit_entry(r->mesh_id, "message_sent", r->member_id, r->display_name,
-				    payload, clock_wall_ms()));
+	shard_audit(s, audit_entry(r->mesh_id, "message_sent", r->member_id, r->display_name,
+				   payload, clock_wall_ms()));
 	json_decref(payload);
 }
 
 /* The batch committed (or failed): ack each send, then fan out. */
-static void sent_done(struct db_job *j)
+static void sent_done(struct db_job *j, void *owner)
 {
 	struct sent *batch = j->arg;
-	struct worker *w = j->origin;
-	struct shard *sh = worker_shard(w);
+	struct shard *sh = owner;
 	db_stream_done(batch->stream);
 	char now_iso[32];
 	log_iso8601(now_iso, clock_wall_ms());
@@ -585,9 +587,9 @@ static void sent_done(struct db_job *j)
 	const char *created = j->ok && PQntuples(j->res) > 0 ? PQgetvalue(j->res, 0, 0) : now_iso;
 	for (size_t i = 0; i < batch->n; i++) {
 		const struct send_row *r = &batch->rows[i];
-		struct conn *c = worker_conn_get(w, r->slot, r->gen);
+		struct conn *c = conntab_get(sh->conns, r->slot, r->gen);
 		struct presence *from = shard_presence(sh, r->mesh_id, r->sender);
-		bool live = c && from && c->presence == from;
+		bool live = c && from && session_presence(c) == from;
 		if (!j->ok) {
 			metrics_inc_label(METRIC_MESSAGES_REJECTED, MSG_REJECT_PARSE_OR_HANDLER);
 			if (live) {
@@ -600,7 +602,7 @@ static void sent_done(struct db_job *j)
 		}
 		if (live)
 			ack_ok(c, r->req_id, r->id);
-		audit_sent(w, r);
+		audit_sent(sh, r);
 		if (!from)
 			continue;
 		if (r->cls == TARGET_BROADCAST || r->cls == TARGET_GROUP) {
@@ -618,10 +620,11 @@ static void sent_done(struct db_job *j)
 	}
 }
 
-void route_flush(struct worker *w, bool force)
+void route_flush(struct shard *s, bool force)
 {
-	struct route_batch *b = w->route_batch;
-	db_stream_flush(&b->acks, w, force);
+	MESHD_ASSERT_ON_WORKER(s);
+	struct route_batch *b = s->route_batch;
+	db_stream_flush(&b->acks, force);
 	if (!db_stream_may_send(&b->inserts, b->n, force))
 		return;
 	struct strbuf text = { 0 };
@@ -653,19 +656,18 @@ void route_flush(struct worker *w, bool force)
 	batch->stream = &b->inserts;
 	b->rows = NULL;
 	b->n = b->cap = 0;
-	struct db_job *j = db_job_new(b->inserts.sql, b->inserts.flags, w, sent_done, batch);
+	struct db_job *j = db_job_new(b->inserts.sql, b->inserts.flags, &s->reply, sent_done, batch);
 	j->rows = (unsigned)batch->n;
 	j->free_arg = sent_free;
 	db_job_param(j, text.p);
-	db_job_paramf(j, "%d", w->srv->cfg->claim_lease_seconds);
+	db_job_paramf(j, "%d", s->cfg->claim_lease_seconds);
 	xfree(text.p);
-	db_stream_sent(&b->inserts);
-	db_submit(w->srv->db, j);
+	db_stream_send(&b->inserts, j);
 }
 
 /* ---- drains (§6.6) ------------------------------------------------------------ */
 
-static void drain_done(struct db_job *j);
+static void drain_done(struct db_job *j, void *owner);
 
 static void redeliver_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -692,13 +694,15 @@ static enum peer_status effective_status(struct presence *p, const struct config
 void route_drain(struct presence *p)
 {
 	struct conn *c = p->conn;
-	if (!c || !c->hello_done || c->state != CONN_WS)
+	if (!presence_handshaken(p) || c->state != CONN_WS)
 		return; /* Q2: never claim for a socket that is not open */
 	if (p->drain_inflight) {
 		p->drain_again = true;
 		return;
 	}
-	const struct config *cfg = c->w->srv->cfg;
+	struct shard *s = p->mesh->shard;
+	MESHD_ASSERT_ON_WORKER(s);
+	const struct config *cfg = s->cfg;
 	p->drain_inflight = true;
 	p->drain_again = false;
 	unsigned gate = status_deliverable(effective_status(p, cfg));
@@ -713,7 +717,7 @@ void route_drain(struct presence *p)
 	prios[strlen(prios) - 1] = '\0';
 
 	struct db_job *j = db_job_new(drain_sql, DB_JOB_WRITE | DB_JOB_CUSTOM_PLAN | DB_JOB_LANE_QUEUE,
-				      c->w, drain_done, NULL);
+				      &s->reply, drain_done, NULL);
 	db_job_param(j, p->mesh->id);
 	db_job_param(j, prios);
 	db_job_param(j, p->member->pubkey);
@@ -725,7 +729,7 @@ void route_drain(struct presence *p)
 	j->conn_gen = c->gen;
 	j->mesh_id = xstrdup(p->mesh->id);
 	memcpy(j->presence_id, p->id, sizeof(p->id));
-	db_submit(c->w->srv->db, j);
+	db_submit(s->db, j);
 }
 
 /* §6.5.1, the drained push. */
@@ -767,10 +771,15 @@ static void push_claimed(struct presence *p, const struct send_row *r, const cha
  * unrelated trigger; we don't). */
 static void arm_redelivery(struct presence *p)
 {
-	struct worker *w = p->mesh->w;
+	struct shard *s = p->mesh->shard;
 	if (!p->redeliver_timer)
-		p->redeliver_timer = evtimer_new(w->base, redeliver_cb, p);
-	struct timeval tv = { w->srv->cfg->claim_lease_seconds, 100 * 1000 };
+		p->redeliver_timer = evtimer_new(s->base, redeliver_cb, p);
+	if (!p->redeliver_timer) {
+		/* Without it the rows wait for the next trigger (a hello, a send). */
+		log_error("presence_timer_failed", "mesh=%s presence=%s", p->mesh->id, p->id);
+		return;
+	}
+	struct timeval tv = { s->cfg->claim_lease_seconds, 100 * 1000 };
 	evtimer_add(p->redeliver_timer, &tv);
 }
 
@@ -779,12 +788,15 @@ static const char *value_or_null(PGresult *res, int row, int col)
 	return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
 }
 
-static void drain_done(struct db_job *j)
+static void drain_done(struct db_job *j, void *owner)
 {
-	struct worker *w = j->origin;
-	struct presence *p = shard_presence(worker_shard(w), j->mesh_id, j->presence_id);
-	if (!p)
+	struct shard *s = owner;
+	struct presence *p = shard_presence(s, j->mesh_id, j->presence_id);
+	if (!p) {
+		/* Gone meanwhile: what it claimed comes back when the lease ends. */
+		shard_count_stale(s);
 		return;
+	}
 	p->drain_inflight = false;
 	if (!j->ok) {
 		log_warn("drain_failed", "mesh=%s presence=%s error=%s", j->mesh_id, p->id, j->error);
@@ -814,7 +826,7 @@ static void drain_done(struct db_job *j)
 
 void route_client_ack(struct conn *c, const json_t *msg)
 {
-	struct presence *p = c->presence;
+	struct presence *p = session_presence(c);
 	const char *cid = opt_string(msg, "clientMessageId");
 	const char *bid = opt_string(msg, "brokerMessageId");
 	if (!cid && !bid)
@@ -829,7 +841,7 @@ void route_client_ack(struct conn *c, const json_t *msg)
 	json_object_set_new(a, "cid", cid ? json_string(cid) : json_null());
 	json_object_set_new(a, "mpk", json_string(p->member->pubkey));
 	json_object_set_new(a, "spk", p->session_pubkey ? json_string(p->session_pubkey) : json_null());
-	json_array_append_new(c->w->route_batch->acks.rows, a);
+	db_stream_add(&p->mesh->shard->route_batch->acks, a);
 }
 
 /* ---- message_status (§6.9) ------------------------------------------------------- */
@@ -876,7 +888,7 @@ static void status_error(struct conn *c, const char *code, const char *message, 
 	proto_send_error(c, code, message, req_id);
 }
 
-static void status_done(struct db_job *j);
+static void status_done(struct db_job *j, void *owner);
 
 void route_message_status(struct conn *c, const json_t *msg)
 {
@@ -891,16 +903,18 @@ void route_message_status(struct conn *c, const json_t *msg)
 		status_error(c, "invalid_argument", text, req_id);
 		return;
 	}
+	struct presence *me = session_presence(c);
+	struct shard *s = me->mesh->shard;
 	struct status_ctx *ctx = xcalloc(1, sizeof(*ctx));
 	ctx->message_id = xstrdup(id);
 	ctx->req_id = req_id ? xstrdup(req_id) : NULL;
 	struct db_job *j = db_job_new(len == 32 ? status_exact_sql : status_prefix_sql,
-				      DB_JOB_FAIL_FAST, c->w, status_done, ctx);
-	db_job_param(j, c->presence->mesh->id);
+				      DB_JOB_FAIL_FAST, &s->reply, status_done, ctx);
+	db_job_param(j, me->mesh->id);
 	db_job_param(j, id);
 	j->conn_slot = c->slot;
 	j->conn_gen = c->gen;
-	db_submit(c->w->srv->db, j);
+	db_submit(s->db, j);
 }
 
 static json_t *recipient(const struct presence *p, const char *status)
@@ -920,7 +934,7 @@ static json_t *recipients(struct mesh *m, const char *target, bool delivered)
 	enum target_class cls = classify(target);
 	int64_t now = clock_mono_ms();
 	for (struct presence *p = m->head; p; p = p->next) {
-		if (!p->stored || (!p->online && now - p->last_pong_mono_ms > 90000))
+		if (!presence_listed(p, now))
 			continue; /* not a listed (non-disconnected) presence */
 		if (cls == TARGET_BROADCAST) {
 			json_array_append_new(a, recipient(p, st));
@@ -944,11 +958,11 @@ static json_t *recipients(struct mesh *m, const char *target, bool delivered)
 	return a;
 }
 
-static void status_done(struct db_job *j)
+static void status_done(struct db_job *j, void *owner)
 {
 	struct status_ctx *ctx = j->arg;
-	struct conn *c = worker_conn_get(j->origin, j->conn_slot, j->conn_gen);
-	if (!c || !c->presence) {
+	struct conn *c = shard_conn(owner, j->conn_slot, j->conn_gen);
+	if (!c || !session_presence(c)) {
 		/* gone */
 	} else if (!j->ok) {
 		metrics_inc_label(METRIC_MESSAGES_REJECTED, MSG_REJECT_PARSE_OR_HANDLER);
@@ -968,7 +982,7 @@ static void status_done(struct db_job *j)
 		json_object_set_new(o, "deliveredAt",
 				    delivered ? json_string(PQgetvalue(r, 0, 3)) : json_null());
 		json_object_set_new(o, "recipients",
-				    recipients(c->presence->mesh, PQgetvalue(r, 0, 1), delivered));
+				    recipients(session_presence(c)->mesh, PQgetvalue(r, 0, 1), delivered));
 		if (ctx->req_id)
 			json_object_set_new(o, "_reqId", json_string(ctx->req_id));
 		proto_send_json(c, o);

@@ -23,12 +23,13 @@ void server_init(struct server *s, const struct config *cfg, const char *git_sha
 	if (s->listen_fd < 0)
 		die("startup_failed", "reason=%s", "cannot listen");
 	s->nworkers = cfg->workers;
+	/* The db first: every worker's shard submits to it. */
+	s->db = db_new(cfg, &s->start_barrier);
 	s->workers = xcalloc((size_t)s->nworkers, sizeof(*s->workers));
 	for (int i = 0; i < s->nworkers; i++)
 		if (!worker_init(&s->workers[i], s, i))
 			die("startup_failed", "reason=%s worker=%d", "worker init", i);
 	s->acceptor = acceptor_new(s, s->listen_fd);
-	s->db = db_new(s, cfg->database_url);
 	/* Every thread plus main waits here, so nothing runs before all exist. */
 	if (pthread_barrier_init(&s->start_barrier, NULL, (unsigned)s->nworkers + 3) != 0)
 		die("startup_failed", "reason=%s", "barrier");
@@ -80,9 +81,4 @@ void server_free(struct server *s)
 	acceptor_free(s->acceptor);
 	db_free(s->db);
 	pthread_barrier_destroy(&s->start_barrier);
-}
-
-int64_t server_uptime_seconds(const struct server *s)
-{
-	return (clock_mono_ms() - s->started_mono_ms) / 1000;
 }

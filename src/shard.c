@@ -7,17 +7,48 @@
 #include <event2/event.h>
 
 #include "meshd/alloc.h"
+#include "meshd/audit.h"
+#include "meshd/conntab.h"
 #include "meshd/metrics.h"
 #include "meshd/shard.h"
-#include "meshd/worker.h"
+#include "meshd/thread.h"
 
 static const struct plist empty_list;
 
-void shard_init(struct shard *s, struct worker *w)
+void shard_init(struct shard *s, const struct shard_env *env)
 {
-	s->w = w;
+	*s = (struct shard){
+		.id = env->id,
+		.nshards = env->nshards,
+		.cfg = env->cfg,
+		.db = env->db,
+		.reply = { .inbox = env->inbox, .owner = s },
+		.base = env->base,
+		.conns = env->conns,
+		.git_sha = env->git_sha,
+		.started_mono_ms = env->started_mono_ms,
+	};
 	map_init(&s->meshes);
-	s->npresences = 0;
+	db_stream_init(&s->audit, s->id, AUDIT_SQL_APPEND_MANY, DB_JOB_WRITE, s->db, &s->reply);
+}
+
+void shard_audit(struct shard *s, json_t *entry)
+{
+	db_stream_add(&s->audit, entry);
+}
+
+struct conn *shard_conn(struct shard *s, uint32_t slot, uint32_t gen)
+{
+	struct conn *c = conntab_get(s->conns, slot, gen);
+	if (!c)
+		shard_count_stale(s);
+	return c;
+}
+
+void shard_count_stale(struct shard *s)
+{
+	(void)s;
+	metrics_inc(METRIC_STALE_COMPLETIONS);
 }
 
 static void member_free(struct member *mb)
@@ -85,6 +116,7 @@ void shard_free(struct shard *s)
 	for (size_t i = 0; map_next(&s->meshes, &i, &k, &v);)
 		mesh_free(v);
 	map_free(&s->meshes);
+	db_stream_free(&s->audit);
 }
 
 int shard_owner(const char *mesh_id, int nworkers)
@@ -94,12 +126,13 @@ int shard_owner(const char *mesh_id, int nworkers)
 
 struct mesh *shard_mesh(struct shard *s, const char *mesh_id, bool create)
 {
+	MESHD_ASSERT_ON_WORKER(s);
 	struct mesh *m = map_get(&s->meshes, mesh_id);
 	if (m || !create)
 		return m;
 	m = xcalloc(1, sizeof(*m));
 	m->id = xstrdup(mesh_id);
-	m->w = s->w;
+	m->shard = s;
 	map_init(&m->by_key);
 	map_init(&m->by_id);
 	map_init(&m->members);
@@ -214,7 +247,8 @@ struct presence *mesh_presence_new(struct mesh *m, struct member *mb)
 		m->head = p;
 	m->tail = p;
 	m->npresences++;
-	struct shard *s = worker_shard(m->w);
+	struct shard *s = m->shard;
+	MESHD_ASSERT_ON_WORKER(s);
 	s->npresences++;
 	metrics_gauge_add(METRIC_CONNECTIONS_ACTIVE, 1);
 	index_add(m, mb->pubkey, p);
@@ -247,7 +281,7 @@ void mesh_presence_remove(struct mesh *m, struct presence *p)
 	p->prev = p->next = NULL;
 	/* Q3: every removal gives its capacity slot back. */
 	m->npresences--;
-	struct shard *s = worker_shard(m->w);
+	struct shard *s = m->shard;
 	s->npresences--;
 	metrics_gauge_add(METRIC_CONNECTIONS_ACTIVE, -1);
 	if (p->grace_timer)
@@ -263,6 +297,7 @@ void mesh_presence_remove(struct mesh *m, struct presence *p)
 
 struct presence *shard_presence(struct shard *s, const char *mesh_id, const char *presence_id)
 {
+	MESHD_ASSERT_ON_WORKER(s);
 	struct mesh *m = map_get(&s->meshes, mesh_id);
 	return m ? map_get(&m->by_id, presence_id) : NULL;
 }

@@ -1,14 +1,22 @@
-/* conn — one client TCP connection, owned by one worker.
+/* conn — one client TCP connection, owned by one worker's connection table.
  *
  * A connection speaks HTTP/1.1 (keep-alive, pipelined requests answered in
  * order) until a valid upgrade on exactly /ws turns it into a WebSocket
  * (PROTOCOL.md §2).  Its bytes live in a libevent bufferevent; its output is
  * bounded by CONN_MAX_OUTPUT_BYTES (a peer that stops reading is dropped,
  * never buffered without limit).  One timer per connection serves every
- * deadline: the keep-alive idle limit, the first-hello deadline, the ping
- * interval with its pong timeout, and the close-handshake linger.
+ * deadline: the keep-alive idle limit, the session's deadline (the first
+ * hello's, set by the layer above), the ping interval with its pong timeout,
+ * and the close-handshake linger.
  *
- * Worker thread, owner worker only, for every function here.
+ * The transport knows nothing of meshes.  Its user (the dispatcher, or a
+ * test) binds it to a protocol with a struct conn_ops given at conn_open(),
+ * which travels with the connection when it moves to another worker, and
+ * keeps its per-connection state behind conn_user() (pgbouncer's
+ * sbuf_init(&sbuf, proto_fn), Redis's connSetReadHandler + private data).
+ *
+ * Worker thread, the thread of the connection's table, for every function
+ * here.
  */
 #ifndef MESHD_CONN_H
 #define MESHD_CONN_H
@@ -17,13 +25,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct worker;
+struct conn;
+struct conntab;
 struct bufferevent;
 struct evbuffer;
 struct event;
+struct http_request;
 struct ws;
-struct hello;
-struct presence;
 
 enum conn_state {
 	CONN_HTTP,     /* reading requests */
@@ -32,31 +40,49 @@ enum conn_state {
 	CONN_CLOSED,   /* released; freed after this loop iteration */
 };
 
+/* What the layer above is told.  Every callback is optional (NULL: nothing
+ * to do) and runs on the connection's worker, from inside conn.c; it may
+ * respond, send, close or abort the connection it is given. */
+struct conn_ops {
+	/* A complete request head that is not the WebSocket upgrade and whose
+	 * body is not too large; the body (Content-Length) is skipped after
+	 * return.  Answer with conn_http_respond(). */
+	void (*http_request)(struct conn *c, const struct http_request *req);
+	/* The upgrade was answered with 101: a WebSocket session starts. */
+	void (*ws_open)(struct conn *c);
+	/* One complete message (binary: opcode 0x2). */
+	void (*ws_message)(struct conn *c, const uint8_t *data, size_t len, bool binary);
+	/* A pong arrived (the heartbeat). */
+	void (*ws_pong)(struct conn *c);
+	/* The deadline of conn_ws_set_deadline() passed (it is cleared first). */
+	void (*ws_deadline)(struct conn *c);
+	/* The connection closed: no more callbacks but freed.  Runs once. */
+	void (*released)(struct conn *c);
+	/* Its memory goes after this loop iteration (or at shutdown, also for a
+	 * connection still travelling between workers): free conn_user(). */
+	void (*freed)(struct conn *c);
+};
+
 struct conn {
-	struct worker *w;
+	struct conntab *tab;       /* NULL while travelling between workers */
 	uint32_t slot;
 	uint32_t gen;
+	const struct conn_ops *ops;
+	void *user;                /* the layer above's, opaque here */
 	struct bufferevent *bev;
 	struct event *timer;
 	enum conn_state state;
 	struct ws *ws;
 
 	int64_t deadline_ms;       /* CONN_HTTP idle limit / CONN_CLOSING linger (monotonic) */
-	int64_t hello_deadline_ms; /* CONN_WS before hello */
+	int64_t ws_deadline_ms;    /* CONN_WS: the user's deadline, 0 for none */
 	int64_t next_ping_ms;
 	int64_t last_pong_ms;
 	int64_t park_at_ms;        /* when the WebSocket may park (PARK_IDLE_MS after its last message) */
-	bool hello_done;
 	long long body_skip;       /* request-body bytes still to discard */
 	bool http_close;           /* the request being answered ends the connection */
 
 	int fd;
-
-	/* Handshake: set while a hello is being checked, looked up or
-	 * migrated; then the presence this connection carries. */
-	struct hello *hello;
-	bool handshaking;
-	struct presence *presence;
 
 	/* While travelling to the owner worker (MSG_ADOPT_CONN): the bytes
 	 * read or queued but not yet processed or sent. */
@@ -64,15 +90,30 @@ struct conn {
 	struct evbuffer *carry_out;
 	int migrate_to;            /* worker id, or -1 */
 
+	/* The table's deferred lists (conntab.h). */
 	struct conn *next_closing;
 	struct conn *next_migrating;
 	struct conn *next_uncork;
-	bool uncork_listed;        /* on the worker's uncork list */
+	bool uncork_listed;        /* on the table's uncork list */
 	char addr[64];
 };
 
-/* Takes ownership of an accepted, non-blocking fd. */
-void conn_open(struct worker *w, int fd, const char *addr);
+/* Takes ownership of an accepted, non-blocking fd (closed on failure). */
+void conn_open(struct conntab *t, int fd, const char *addr, const struct conn_ops *ops);
+
+static inline void *conn_user(const struct conn *c)
+{
+	return c->user;
+}
+
+static inline void conn_set_user(struct conn *c, void *user)
+{
+	c->user = user;
+}
+
+/* The table's owner pointer (conntab_init): what the layer above keeps per
+ * worker.  NULL while travelling. */
+void *conn_owner(const struct conn *c);
 
 /* Sends an HTTP response (CORS headers always; body may be NULL).  `close`
  * adds "Connection: close" and closes once it is flushed. */
@@ -84,6 +125,8 @@ void conn_ws_send(struct conn *c, const char *json, size_t len);
 /* Starts the close handshake with code/reason, then drops the socket when it
  * completes or the linger time passes. */
 void conn_ws_close(struct conn *c, uint16_t code, const char *reason);
+/* Arms (at_ms, monotonic) or clears (0) the session's deadline: ops->ws_deadline. */
+void conn_ws_set_deadline(struct conn *c, int64_t at_ms);
 
 /* Drops the TCP connection now, no close frame (PROTOCOL.md §16.1 "TCP drop"). */
 void conn_abort(struct conn *c);
@@ -94,16 +137,20 @@ void conn_shutdown(struct conn *c);
  * (ws.h), one writev for all of them. */
 void conn_uncork(struct conn *c);
 
-/* Called by the worker after the loop iteration to free a released conn. */
+/* Frees a released (or travelling) conn: the table calls it after the loop
+ * iteration. */
 void conn_free(struct conn *c);
 
 /* Moves a WebSocket connection to the worker that owns its mesh (DESIGN.md
- * §1): conn_migrate() marks it; after the loop iteration the worker calls
- * conn_detach() (its bufferevent and timer are dropped, the fd and unread
- * bytes kept) and posts it; the owner calls conn_attach() and carries on. */
+ * §1): conn_migrate() marks it; after the loop iteration the worker takes
+ * it from its table (conntab_take_migrating), calls conn_detach() (its
+ * bufferevent and timer are dropped, the fd and unread bytes kept) and
+ * posts it; the owner calls conn_attach() and carries on.  A detach that
+ * fails releases the connection; an attach that fails leaves it to
+ * conn_free(). */
 void conn_migrate(struct conn *c, int worker_id);
-void conn_detach(struct conn *c);
-void conn_attach(struct worker *w, struct conn *c);
+bool conn_detach(struct conn *c) __attribute__((warn_unused_result));
+bool conn_attach(struct conntab *t, struct conn *c) __attribute__((warn_unused_result));
 /* Processes bytes already buffered (after an attach). */
 void conn_resume_input(struct conn *c);
 

@@ -26,6 +26,8 @@ enum metric_id {
 	METRIC_HOOK_REQUESTS,
 	METRIC_HOOK_RATE_LIMITED,
 	METRIC_DB_HEALTHY,             /* gauge */
+	/* meshd's own, after the reference's twelve: */
+	METRIC_STALE_COMPLETIONS,      /* database completions whose conn or presence had gone */
 	METRIC__COUNT
 };
 

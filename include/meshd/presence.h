@@ -10,8 +10,13 @@
 #define MESHD_PRESENCE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <jansson.h>
+
+/* A grace presence drops out of list_peers once its last pong is this old,
+ * as the reference's stale-presence sweeper would have marked its row. */
+#define PRESENCE_STALE_AFTER_MS 90000
 
 struct conn;
 struct presence;
@@ -42,6 +47,13 @@ void presence_announce_joined(struct presence *p, bool session);
 void presence_broadcast_system(struct presence *subject, const char *event, json_t *data,
 			       bool (*want)(const struct presence *to, const struct presence *subject));
 
+/* Listed like the reference's non-disconnected rows (list_peers,
+ * message_status recipients): stored, and online or in grace with a pong
+ * younger than PRESENCE_STALE_AFTER_MS. */
+bool presence_listed(const struct presence *p, int64_t now_mono);
+
+/* p has a socket whose hello_ack went out. */
+bool presence_handshaken(const struct presence *p);
 /* Sends a serialised frame to p's socket if it is open and handshaken. */
 bool presence_send(struct presence *p, const char *text, size_t len);
 

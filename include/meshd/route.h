@@ -17,8 +17,8 @@
 
 struct conn;
 struct presence;
-struct worker;
 struct route_batch;
+struct shard;
 
 void route_send(struct conn *c, const json_t *msg);
 void route_client_ack(struct conn *c, const json_t *msg);
@@ -30,11 +30,11 @@ void route_message_status(struct conn *c, const json_t *msg);
  * presence whose socket is not open (Q2). */
 void route_drain(struct presence *p);
 
-/* A worker's gathered sends and acks go to the db thread as one multi-row
- * INSERT and one UPDATE per flush, as the streams of db.h allow (force:
+/* A shard's gathered sends and acks go to the db thread as one multi-row
+ * INSERT and one UPDATE per flush, as dbstream.h's streams allow (force:
  * the worker's last flush); group commit does the rest. */
-struct route_batch *route_batch_new(void);
+struct route_batch *route_batch_new(struct shard *s);
 void route_batch_free(struct route_batch *b);
-void route_flush(struct worker *w, bool force);
+void route_flush(struct shard *s, bool force);
 
 #endif

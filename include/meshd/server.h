@@ -44,10 +44,7 @@ void server_init(struct server *s, const struct config *cfg, const char *git_sha
 void server_start(struct server *s);
 /* Main thread: the graceful shutdown; returns once every thread is joined or
  * the shutdown timeout passed (returns false then). */
-bool server_shutdown(struct server *s);
+bool server_shutdown(struct server *s) __attribute__((warn_unused_result));
 void server_free(struct server *s);
-
-/* Any thread: whole seconds since start (for /health). */
-int64_t server_uptime_seconds(const struct server *s);
 
 #endif

@@ -20,13 +20,19 @@
 
 #include <jansson.h>
 
+#include "meshd/dbstream.h"
 #include "meshd/id.h"
 #include "meshd/map.h"
 #include "meshd/ratelimit.h"
 
-struct worker;
+struct config;
 struct conn;
+struct conntab;
+struct db;
 struct event;
+struct event_base;
+struct inbox;
+struct route_batch;
 
 enum peer_status { STATUS_IDLE = 0, STATUS_WORKING, STATUS_DND };
 enum status_source { SOURCE_JSONL = 1, SOURCE_MANUAL = 2, SOURCE_HOOK = 3 }; /* value = rank */
@@ -93,7 +99,7 @@ struct presence {
 
 struct mesh {
 	char *id;
-	struct worker *w;
+	struct shard *shard;
 	struct presence *head, *tail;
 	size_t npresences;            /* online + grace: the capacity count */
 	struct map by_key;            /* member or session pubkey -> struct plist* */
@@ -110,15 +116,52 @@ struct mesh {
 
 #define MESH_RECENT_MULTICAST 256
 
-struct shard {
-	struct worker *w;
-	struct map meshes;            /* id -> struct mesh* */
-	size_t npresences;            /* over all meshes, for broker_connections_active */
+/* What a shard runs on: its worker's loop, connections and inbox, and the
+ * process-wide configuration and database. */
+struct shard_env {
+	int id;                       /* the worker's index */
+	int nshards;                  /* BROKER_WORKERS */
+	const struct config *cfg;
+	struct db *db;
+	struct inbox *inbox;          /* the worker's: database completions come back here */
+	struct event_base *base;
+	struct conntab *conns;
+	const char *git_sha;          /* for /health */
+	int64_t started_mono_ms;
 };
 
-/* Worker thread, owner. */
-void shard_init(struct shard *s, struct worker *w);
+/* A worker's per-loop state for the mesh protocol: the meshes it owns and
+ * what every mesh module of that worker shares (the db streams, the send
+ * batch), so none of them calls back into the worker (DESIGN.md §1). */
+struct shard {
+	int id;
+	int nshards;
+	const struct config *cfg;
+	struct db *db;
+	struct db_reply reply;        /* {worker's inbox, this shard}: every job's completion */
+	struct event_base *base;
+	struct conntab *conns;
+	const char *git_sha;
+	int64_t started_mono_ms;
+
+	struct map meshes;            /* id -> struct mesh* */
+	size_t npresences;            /* over all meshes, for broker_connections_active */
+	struct db_stream audit;       /* AUDIT_SQL_APPEND_MANY, write-behind */
+	struct route_batch *route_batch; /* route.c's sends and client_acks */
+	bool draining;                /* shutting down: presences are not kept in grace */
+};
+
+/* Worker thread, owner, for everything below but shard_owner. */
+void shard_init(struct shard *s, const struct shard_env *env);
 void shard_free(struct shard *s);
+
+/* Queues an audit entry (audit_entry(); NULL is ignored) on the shard's stream. */
+void shard_audit(struct shard *s, json_t *entry);
+/* The connection a completion is for, by id; NULL when it closed meanwhile
+ * (counted in meshd_stale_completions_total). */
+struct conn *shard_conn(struct shard *s, uint32_t slot, uint32_t gen);
+/* A completion found nothing to complete (its presence had gone): counted. */
+void shard_count_stale(struct shard *s);
 
 /* Which worker owns meshId (any thread: pure). */
 int shard_owner(const char *mesh_id, int nworkers);
