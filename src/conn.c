@@ -40,6 +40,7 @@ static const char cors_headers[] =
 static void read_cb(struct bufferevent *bev, void *arg);
 static void write_cb(struct bufferevent *bev, void *arg);
 static void uncork_later(struct conn *c);
+static void ws_input(struct conn *c);
 static void event_cb(struct bufferevent *bev, short what, void *arg);
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
 static void ws_on_message(void *ud, const uint8_t *data, size_t len, bool binary);
@@ -291,8 +292,10 @@ static bool http_request(struct conn *c, const struct http_request *req)
 		return false;
 	}
 	if (req->upgrade_websocket) {
-		/* Upgrades anywhere else: socket destroyed, no response (§2.3). */
-		conn_abort(c);
+		/* Upgrades anywhere else: socket destroyed, no response (§2.3);
+		 * the answers to requests pipelined before it still go out first,
+		 * whether or not they were sent already (fuzz_conn). */
+		close_when_flushed(c);
 		return false;
 	}
 	if (req->content_length > (long long)cfg_of(c)->max_message_bytes) {
@@ -366,10 +369,8 @@ static void http_process(struct conn *c)
 		evbuffer_drain(in, head_len);
 		if (!more) {
 			/* Bytes after an upgrade head are already WebSocket frames. */
-			if (c->state == CONN_WS && (!ws_pump(c->ws) || !output_within_bound(c)))
-				release(c);
-			else if (c->state == CONN_WS)
-				uncork_later(c);
+			if (c->state == CONN_WS)
+				ws_input(c);
 			return;
 		}
 	}
@@ -475,6 +476,26 @@ static void ws_after_pump(struct conn *c)
 		release(c);
 }
 
+/* Feeds what the WebSocket read to wslay.  When wslay gives up (a callback
+ * failed, or it could not go on after a protocol error) what was queued
+ * before still goes out — the 101, frames, wslay's own close frame — and
+ * then the socket closes: what the peer sees does not depend on how its
+ * bytes were split across reads (tests/fuzz/fuzz_conn.c). */
+static void ws_input(struct conn *c)
+{
+	if (!ws_pump(c->ws)) {
+		if (!ws_flush(c->ws))
+			log_debug("ws_flush_failed", "worker=%d conn=%u", c->tab->id, c->slot);
+		ws_uncork(c->ws);
+		close_when_flushed(c);
+		return;
+	}
+	if (c->state != CONN_CLOSED && output_within_bound(c))
+		ws_after_pump(c);
+	if (c->state == CONN_WS)
+		maybe_park(c);
+}
+
 static void ws_tick(struct conn *c)
 {
 	const struct config *cfg = cfg_of(c);
@@ -537,14 +558,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 				       evbuffer_get_length(bufferevent_get_input(bev)));
 			break;
 		}
-		if (!ws_pump(c->ws)) {
-			release(c);
-			break;
-		}
-		if (c->state != CONN_CLOSED && output_within_bound(c))
-			ws_after_pump(c);
-		if (c->state == CONN_WS)
-			maybe_park(c);
+		ws_input(c);
 		break;
 	case CONN_CLOSED:
 		break;
