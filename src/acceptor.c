@@ -163,7 +163,7 @@ struct acceptor *acceptor_new(struct server *srv, int listen_fd)
 	a->base = event_base_new_with_config(ec);
 	event_config_free(ec);
 	if (!a->base || !inbox_init(&a->inbox))
-		die("acceptor_init_failed", "");
+		die("acceptor_init_failed", "reason=%s", "event base or inbox");
 	a->inbox_ev = event_new(a->base, inbox_fd(&a->inbox), EV_READ | EV_PERSIST, inbox_cb, a);
 	a->listen_ev = event_new(a->base, listen_fd, EV_READ | EV_PERSIST, accept_cb, a);
 	a->resume_ev = evtimer_new(a->base, resume_cb, a);

@@ -14,6 +14,7 @@
 
 #include "meshd/alloc.h"
 #include "meshd/audit.h"
+#include "meshd/jscompat.h"
 #include "meshd/jsonw.h"
 #include "meshd/utf8.h"
 #include "meshd/strbuf.h"
@@ -22,10 +23,6 @@
 /* Integers up to this magnitude print as themselves; beyond it JavaScript
  * would hold the nearest double, so they print as that double. */
 #define JS_MAX_SAFE_INTEGER 9007199254740992LL
-
-/* Digits of a double's shortest round-trip decimal form: 17 at most. */
-#define DBL_MAX_DIGITS 17
-
 
 /* JSON.stringify of a string (jsonw_string), for valid UTF-8 only. */
 static bool put_string(struct strbuf *b, const char *str, size_t n)
@@ -36,138 +33,15 @@ static bool put_string(struct strbuf *b, const char *str, size_t n)
 	return true;
 }
 
-/* Parses "%.*e" output ("d.ddde+xx" or "de-xx") into digits and exponent. */
-static int parse_e(const char *s, char *digits, int *exp10)
-{
-	int k = 0;
-
-	for (; *s && *s != 'e'; s++)
-		if (*s != '.')
-			digits[k++] = *s;
-	*exp10 = (int)strtol(s + 1, NULL, 10);
-	return k;
-}
-
-static bool round_trips(const char *digits, int k, int exp10, double d)
-{
-	char buf[DBL_MAX_DIGITS + 16];
-	int o = 0;
-
-	buf[o++] = digits[0];
-	if (k > 1) {
-		buf[o++] = '.';
-		memcpy(buf + o, digits + 1, (size_t)k - 1);
-		o += k - 1;
-	}
-	snprintf(buf + o, sizeof(buf) - (size_t)o, "e%d", exp10);
-	return strtod(buf, NULL) == d;
-}
-
-/* Adds dir (+1 or -1) in the last place of the k-digit decimal
- * digits × 10^exp10 (scientific: one digit before the point). */
-static void step_last_digit(char *digits, int *k, int *exp10, int dir)
-{
-	int i = *k - 1;
-
-	if (dir > 0) {
-		while (i >= 0 && digits[i] == '9')
-			digits[i--] = '0';
-		if (i >= 0) {
-			digits[i]++;
-		} else {
-			/* 9.99 -> 10.00: one more digit before the point */
-			digits[0] = '1';
-			memset(digits + 1, '0', (size_t)*k - 1);
-			(*exp10)++;
-		}
-		return;
-	}
-	while (i >= 0 && digits[i] == '0')
-		digits[i--] = '9';
-	digits[i]--;   /* i >= 0: a nonzero finite value has a nonzero digit */
-	if (digits[0] == '0') {
-		/* 1.00 -> 0.99 = 9.9e-1: drop the leading zero */
-		memmove(digits, digits + 1, (size_t)*k - 1);
-		(*k)--;
-		(*exp10)--;
-	}
-}
-
-/* Shortest decimal digits that read back as d (> 0, finite), the closest
- * to d among those: d = 0.digits × 10^(*n).  Tries each length with the
- * correctly rounded candidate, then its neighbour on the other side of d
- * (which can round-trip when d is a power of two). */
-static int shortest_digits(double d, char *digits, int *n)
-{
-	char buf[DBL_MAX_DIGITS + 16];
-	int k = 0, exp10 = 0;
-
-	for (int p = 1; p <= DBL_MAX_DIGITS; p++) {
-		snprintf(buf, sizeof(buf), "%.*e", p - 1, d);
-		k = parse_e(buf, digits, &exp10);
-		double r = strtod(buf, NULL);
-		if (r == d)
-			break;
-		step_last_digit(digits, &k, &exp10, r < d ? 1 : -1);
-		if (round_trips(digits, k, exp10, d))
-			break;
-		if (p == DBL_MAX_DIGITS) {   /* unreachable: 17 digits always do */
-			k = parse_e(buf, digits, &exp10);
-			break;
-		}
-	}
-	while (k > 1 && digits[k - 1] == '0')
-		k--;
-	*n = exp10 + 1;
-	return k;
-}
-
-static void put_zeros(struct strbuf *b, int count)
-{
-	for (int i = 0; i < count; i++)
-		strbuf_addc(b, '0');
-}
-
-/* JavaScript Number.prototype.toString() (ECMA-262 Number::toString). */
+/* JSON.stringify of a number: JavaScript's String(number), null when not finite. */
 static void put_double(struct strbuf *b, double d)
 {
-	char digits[DBL_MAX_DIGITS + 2];
-	char exp[16];
-	int k, n;
-
+	char text[JS_NUMBER_MAX];
 	if (!isfinite(d)) {
 		strbuf_adds(b, "null");
 		return;
 	}
-	if (d == 0) {   /* also -0 */
-		strbuf_addc(b, '0');
-		return;
-	}
-	if (d < 0) {
-		strbuf_addc(b, '-');
-		d = -d;
-	}
-	k = shortest_digits(d, digits, &n);
-	if (k <= n && n <= 21) {
-		strbuf_add(b, digits, (size_t)k);
-		put_zeros(b, n - k);
-	} else if (0 < n && n <= 21) {
-		strbuf_add(b, digits, (size_t)n);
-		strbuf_addc(b, '.');
-		strbuf_add(b, digits + n, (size_t)(k - n));
-	} else if (-6 < n && n <= 0) {
-		strbuf_adds(b, "0.");
-		put_zeros(b, -n);
-		strbuf_add(b, digits, (size_t)k);
-	} else {
-		strbuf_addc(b, digits[0]);
-		if (k > 1) {
-			strbuf_addc(b, '.');
-			strbuf_add(b, digits + 1, (size_t)k - 1);
-		}
-		snprintf(exp, sizeof(exp), "e%c%d", n - 1 < 0 ? '-' : '+', abs(n - 1));
-		strbuf_adds(b, exp);
-	}
+	strbuf_add(b, text, js_number_to_string(d, text));
 }
 
 static void put_integer(struct strbuf *b, json_int_t i)

@@ -634,7 +634,7 @@ struct db *db_new(const struct config *cfg, pthread_barrier_t *start)
 	db->base = event_base_new_with_config(ec);
 	event_config_free(ec);
 	if (!db->base || !inbox_init(&db->inbox))
-		die("db_init_failed", "");
+		die("db_init_failed", "reason=%s", "event base or inbox");
 	for (int i = 0; i < DB_LANES; i++) {
 		struct dbconn *c = &db->conns[i];
 		c->db = db;

@@ -11,6 +11,7 @@
 
 #include "meshd/alloc.h"
 #include "meshd/hello.h"
+#include "meshd/jscompat.h"
 #include "meshd/strbuf.h"
 
 #define ROW(name, code, message, metric) { name, code, message, 1008, code, metric }
@@ -92,83 +93,11 @@ size_t hello_format_message(enum hello_reject r, const char *label, char *out, s
 
 static void sb_number(struct strbuf *b, double v)
 {
-	char t[HELLO_NUMBER_MAX];
-	strbuf_add(b, t, hello_js_number(v, t));
+	char t[JS_NUMBER_MAX];
+	strbuf_add(b, t, js_number_to_string(v, t));
 }
 
 /* ---- JavaScript number and value rendering ---- */
-
-static size_t put(char *out, const char *s)
-{
-	size_t n = strlen(s);
-	memcpy(out, s, n + 1);
-	return n;
-}
-
-/* ECMA-262 Number::toString (radix 10): the shortest digits that read back
- * as v, laid out in fixed notation for 1e-7 < |v| < 1e21, else exponent. */
-size_t hello_js_number(double v, char out[HELLO_NUMBER_MAX])
-{
-	char buf[40], digits[24];
-	size_t o = 0;
-	int k = 0, e, n, p;
-
-	if (isnan(v))
-		return put(out, "NaN");
-	if (isinf(v))
-		return put(out, v > 0 ? "Infinity" : "-Infinity");
-	if (v == 0)
-		return put(out, "0"); /* -0 too */
-	if (v < 0) {
-		out[o++] = '-';
-		v = -v;
-	}
-	for (p = 1; p < 17; p++) {
-		snprintf(buf, sizeof(buf), "%.*e", p - 1, v);
-		if (strtod(buf, NULL) == v)
-			break;
-	}
-	snprintf(buf, sizeof(buf), "%.*e", p - 1, v);
-	const char *s = buf;
-	for (; *s && *s != 'e'; s++)
-		if (*s >= '0' && *s <= '9')
-			digits[k++] = *s;
-	e = (int)strtol(s + 1, NULL, 10);
-	while (k > 1 && digits[k - 1] == '0')
-		k--;
-	n = e + 1; /* v = 0.d1d2…dk × 10^n */
-
-	if (k <= n && n <= 21) {
-		memcpy(out + o, digits, (size_t)k);
-		o += (size_t)k;
-		for (int i = k; i < n; i++)
-			out[o++] = '0';
-	} else if (0 < n && n <= 21) {
-		memcpy(out + o, digits, (size_t)n);
-		o += (size_t)n;
-		out[o++] = '.';
-		memcpy(out + o, digits + n, (size_t)(k - n));
-		o += (size_t)(k - n);
-	} else if (-6 < n && n <= 0) {
-		out[o++] = '0';
-		out[o++] = '.';
-		for (int i = 0; i < -n; i++)
-			out[o++] = '0';
-		memcpy(out + o, digits, (size_t)k);
-		o += (size_t)k;
-	} else {
-		out[o++] = digits[0];
-		if (k > 1) {
-			out[o++] = '.';
-			memcpy(out + o, digits + 1, (size_t)(k - 1));
-			o += (size_t)(k - 1);
-		}
-		o += (size_t)snprintf(out + o, HELLO_NUMBER_MAX - o, "e%c%d", n - 1 >= 0 ? '+' : '-',
-				      abs(n - 1));
-	}
-	out[o] = '\0';
-	return o;
-}
 
 /* A JSON number as JavaScript holds it: false unless a number. */
 static bool number_of(const json_t *v, double *out)

@@ -146,10 +146,6 @@ static void put_fields(struct line *l, const char *fields, va_list ap)
 		} else if (strncmp(c, "f", 1) == 0) {
 			putf(l, "%.6g", va_arg(ap, double));
 			c += 1;
-		} else if (strncmp(c, "b", 1) == 0) {
-			bool v = va_arg(ap, int) != 0;
-			put(l, v ? "true" : "false", v ? 4 : 5);
-			c += 1;
 		} else {
 			put(l, "null", 4); /* unknown conversion: a bug, keep the line valid JSON */
 			break;

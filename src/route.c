@@ -19,6 +19,7 @@
 #include "meshd/dbjob.h"
 #include "meshd/dbstream.h"
 #include "meshd/id.h"
+#include "meshd/jsonl.h"
 #include "meshd/jsonw.h"
 #include "meshd/log.h"
 #include "meshd/metrics.h"
@@ -685,7 +686,7 @@ static enum peer_status effective_status(struct presence *p, const struct config
 	int64_t window = (int64_t)cfg->hook_fresh_window_seconds * 1000;
 	if (status_is_hook_fresh(&st, now, window))
 		return p->status;
-	enum peer_status inferred = status_infer_jsonl(cfg->claude_projects_dir, p->cwd);
+	enum peer_status inferred = jsonl_infer(cfg->claude_projects_dir, p->cwd);
 	if (inferred != p->status || p->source != SOURCE_JSONL)
 		presence_write_status(p, inferred, SOURCE_JSONL);
 	return p->status;

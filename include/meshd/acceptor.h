@@ -15,7 +15,7 @@ struct acceptor;
 
 /* Main thread: binds and listens on host:port (port 0 = any).  Returns the
  * listening fd, or -1 (logged). */
-int acceptor_listen(const char *host, int port, int *bound_port);
+int acceptor_listen(const char *host, int port, int *bound_port) __attribute__((warn_unused_result));
 
 /* Main thread, start-up. */
 struct acceptor *acceptor_new(struct server *srv, int listen_fd);

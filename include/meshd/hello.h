@@ -53,8 +53,6 @@
 
 #define HELLO_SKEW_MS 60000
 #define HELLO_ATTESTATION_MAX_TTL_MS 86400000
-/* Longest String(number) of a double, plus the NUL. */
-#define HELLO_NUMBER_MAX 32
 
 enum hello_kind { HELLO_MEMBER, HELLO_SESSION };
 
@@ -151,10 +149,6 @@ void hello_free(struct hello *h);
 /* Q5 / §5.3 #9, given the id of the member the lookup resolved: hello
  * needs memberId equal; session_hello needs parentMemberId falsy or equal. */
 bool hello_member_id_matches(const struct hello *h, const char *resolved_member_id);
-
-/* JavaScript String(number) of a double ("1767225600000", "1.5", "1e+21",
- * "-0" → "0").  Returns the length.  Any thread. */
-size_t hello_js_number(double v, char out[HELLO_NUMBER_MAX]);
 
 /* The canonical strings of §5.1 and §5.2, xmalloc'd (xfree them).  Any thread. */
 char *hello_canonical_member(const char *mesh_id, const char *member_id, const char *pubkey,

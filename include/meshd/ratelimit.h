@@ -20,6 +20,6 @@ struct bucket {
 /* Takes one token at now_ms; a new bucket starts full.  capacity or
  * per_minute 0 (or below) means unlimited (always true).  A clock that goes
  * back adds nothing. */
-bool bucket_take(struct bucket *b, int capacity, int per_minute, int64_t now_ms);
+bool bucket_take(struct bucket *b, int capacity, int per_minute, int64_t now_ms) __attribute__((warn_unused_result));
 
 #endif

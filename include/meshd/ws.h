@@ -46,7 +46,7 @@ void ws_free(struct ws *ws);
  * freed when it sits exactly between frames with nothing queued, and made
  * again by the next byte in or frame out.  What keeps an idle peer cheap.
  * False (nothing done) when it is not at such a point. */
-bool ws_park(struct ws *ws);
+bool ws_park(struct ws *ws) __attribute__((warn_unused_result));
 bool ws_parked(const struct ws *ws);
 
 /* Points the session at other buffers (the connection moved workers) and
@@ -74,9 +74,9 @@ bool ws_pump(struct ws *ws) __attribute__((warn_unused_result));
 
 /* Queue a frame; call ws_pump() or ws_flush() to move it to `out`.
  * False when the session no longer accepts frames (close already queued). */
-bool ws_send_text(struct ws *ws, const char *data, size_t len);
-bool ws_send_ping(struct ws *ws);
-bool ws_send_close(struct ws *ws, uint16_t code, const char *reason);
+bool ws_send_text(struct ws *ws, const char *data, size_t len) __attribute__((warn_unused_result));
+bool ws_send_ping(struct ws *ws) __attribute__((warn_unused_result));
+bool ws_send_close(struct ws *ws, uint16_t code, const char *reason) __attribute__((warn_unused_result));
 bool ws_flush(struct ws *ws) __attribute__((warn_unused_result));
 
 /* The close handshake is complete (or reading and writing are both over):

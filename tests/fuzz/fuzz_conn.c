@@ -48,10 +48,11 @@ static void require_at(int cond, const char *what, int line)
 
 /* Everything observable, in order: what the ops were given, and the bytes
  * the peer read back (two streams: how they interleave depends on when the
- * peer happened to read).  Bounded: a long input only adds to the hashes. */
+ * peer happened to read). */
+#define OUT_MAX (1 << 20)
 struct trace {
 	uint64_t events;         /* FNV-1a over what the ops were given */
-	uint64_t output;         /* FNV-1a over the bytes sent back */
+	unsigned char *out;      /* the bytes sent back, the first OUT_MAX */
 	size_t out_bytes;
 	int released, freed;
 	int opened;
@@ -163,8 +164,10 @@ static void settle(struct run *r)
 		bool moved = false;
 		ssize_t n;
 		while ((n = read(r->peer, buf, sizeof(buf))) > 0) {
-			mix(&r->t.output, buf, (size_t)n);
-			r->t.out_bytes += (size_t)n;
+			size_t keep = OUT_MAX - r->t.out_bytes < (size_t)n ? OUT_MAX - r->t.out_bytes
+									    : (size_t)n;
+			memcpy(r->t.out + r->t.out_bytes, buf, keep);
+			r->t.out_bytes += keep;
 			moved = true;
 		}
 		int pending = 0;
@@ -192,7 +195,9 @@ static void feed(struct run *r, const uint8_t *p, size_t n)
 static struct trace run_once(const uint8_t *data, size_t size, size_t split)
 {
 	struct run r = { 0 };
-	r.t.events = r.t.output = 1469598103934665603ULL;
+	r.t.events = 1469598103934665603ULL;
+	r.t.out = malloc(OUT_MAX);
+	require(r.t.out != NULL);
 	freed_into = &r.t;
 	r.base = event_base_new();
 	require(r.base != NULL);
@@ -214,6 +219,47 @@ static struct trace run_once(const uint8_t *data, size_t size, size_t split)
 	return r.t;
 }
 
+/* The output with the WebSocket control frames left out.  wslay queues
+ * those itself (pongs, its own close) and decides alone which still go out
+ * when a protocol error in the same read makes it close: a pong answered
+ * before the bad frame arrived is sent, one queued in the same read is not.
+ * HTTP responses and data frames must not depend on the split. */
+static size_t strip_control(unsigned char *b, size_t n)
+{
+	static const char up[] = "HTTP/1.1 101 ";
+	unsigned char *head = memmem(b, n, up, sizeof(up) - 1);
+	if (!head)
+		return n;
+	unsigned char *end = memmem(head, n - (size_t)(head - b), "\r\n\r\n", 4);
+	if (!end)
+		return n;
+	size_t i = (size_t)(end + 4 - b), o = i;
+	while (i + 2 <= n) {
+		size_t len = b[i + 1] & 0x7f, hdr = 2;
+		if (len == 126 && i + 4 <= n) {
+			len = (size_t)b[i + 2] << 8 | b[i + 3];
+			hdr = 4;
+		} else if (len == 127 && i + 10 <= n) {
+			len = 0;
+			for (int k = 0; k < 8; k++)
+				len = len << 8 | b[i + 2 + k];
+			hdr = 10;
+		} else if (len >= 126) {
+			break;
+		}
+		if (len > n - i - hdr)
+			break; /* cut short by OUT_MAX or the abort: keep as is */
+		bool control = (b[i] & 0x0f) >= 0x8;
+		if (!control) {
+			memmove(b + o, b + i, hdr + len);
+			o += hdr + len;
+		}
+		i += hdr + len;
+	}
+	memmove(b + o, b + i, n - i);
+	return o + (n - i);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	setup_once();
@@ -222,8 +268,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct trace whole = run_once(data, size, size);
 	struct trace parts = run_once(data, size, size / 3);
 	require(whole.events == parts.events);
-	require(whole.output == parts.output);
-	require(whole.out_bytes == parts.out_bytes);
+	size_t nw = strip_control(whole.out, whole.out_bytes);
+	size_t np = strip_control(parts.out, parts.out_bytes);
+	require(nw == np && memcmp(whole.out, parts.out, nw) == 0);
+	free(whole.out);
+	free(parts.out);
 	require(whole.opened == parts.opened && whole.opened <= 1);
 	return 0;
 }
