@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 
+#include "meshd/clientack.h"
 #include "meshd/clock.h"
 #include "meshd/config.h"
 #include "meshd/conn.h"
@@ -12,6 +13,7 @@
 #include "meshd/endpoint.h"
 #include "meshd/handshake.h"
 #include "meshd/metrics.h"
+#include "meshd/msgstatus.h"
 #include "meshd/presence.h"
 #include "meshd/proto.h"
 #include "meshd/route.h"
@@ -27,8 +29,8 @@ struct handler {
 /* Requests after the handshake.  Anything else is ignored (D7). */
 static const struct handler handlers[] = {
 	{ "send", route_send },
-	{ "client_ack", route_client_ack },
-	{ "message_status", route_message_status },
+	{ "client_ack", clientack_handle },
+	{ "message_status", msgstatus_handle },
 	{ "list_peers", presence_list_peers },
 	{ "set_status", presence_set_status },
 	{ "set_summary", presence_set_summary },

@@ -15,13 +15,13 @@
 #include "meshd/conntab.h"
 #include "meshd/db.h"
 #include "meshd/dbjob.h"
+#include "meshd/drain.h"
 #include "meshd/handshake.h"
 #include "meshd/hello.h"
 #include "meshd/log.h"
 #include "meshd/metrics.h"
 #include "meshd/presence.h"
 #include "meshd/proto.h"
-#include "meshd/route.h"
 #include "meshd/session.h"
 #include "meshd/shard.h"
 #include "meshd/thread.h"
@@ -202,7 +202,7 @@ static void created_done(struct db_job *j, void *owner)
 	bool session = session_of(c)->hello->kind == HELLO_SESSION;
 	finish(c, p, false);
 	presence_announce_joined(p, session);
-	route_drain(p);
+	drain_presence(p);
 }
 
 static void submit_created(struct conn *c, struct presence *p)
@@ -325,7 +325,7 @@ static void reattach(struct conn *c, struct presence *p)
 	presence_attach(p, c);
 	presence_store_restore(p);
 	finish(c, p, true);
-	route_drain(p);
+	drain_presence(p);
 }
 
 static void admit(struct shard *s, struct conn *c, struct member *mb)

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <event2/buffer.h>
 
@@ -124,6 +125,15 @@ void metrics_gauge_set(enum metric_id id, int64_t value)
 	struct slot *s = slot_of(id, 0);
 	touch(s);
 	atomic_store_explicit(&s->value, value, memory_order_relaxed);
+}
+
+enum route_priority metrics_priority_label(const char *priority)
+{
+	if (strcmp(priority, "now") == 0)
+		return ROUTE_NOW;
+	if (strcmp(priority, "low") == 0)
+		return ROUTE_LOW;
+	return ROUTE_NEXT;
 }
 
 void metrics_inc_ttl_sweep(unsigned flipped)

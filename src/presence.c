@@ -13,12 +13,13 @@
 #include "meshd/conn.h"
 #include "meshd/db.h"
 #include "meshd/dbjob.h"
+#include "meshd/drain.h"
 #include "meshd/id.h"
+#include "meshd/jsonl.h"
 #include "meshd/log.h"
 #include "meshd/metrics.h"
 #include "meshd/presence.h"
 #include "meshd/proto.h"
-#include "meshd/route.h"
 #include "meshd/session.h"
 #include "meshd/shard.h"
 #include "meshd/status.h"
@@ -317,6 +318,23 @@ bool presence_write_status(struct presence *p, int status, int source)
 	return admits_more;
 }
 
+enum peer_status presence_effective_status(struct presence *p)
+{
+	MESHD_ASSERT_ON_WORKER(p->mesh->shard);
+	const struct config *cfg = cfg_of(p);
+	if (p->status == STATUS_DND)
+		return STATUS_DND;
+	int64_t now = clock_wall_ms();
+	struct status_state st = { p->status, p->source, p->status_updated_ms };
+	int64_t window = (int64_t)cfg->hook_fresh_window_seconds * 1000;
+	if (status_is_hook_fresh(&st, now, window))
+		return p->status;
+	enum peer_status inferred = jsonl_infer(cfg->claude_projects_dir, p->cwd);
+	if (inferred != p->status || p->source != SOURCE_JSONL)
+		presence_write_status(p, inferred, SOURCE_JSONL);
+	return p->status;
+}
+
 void presence_set_status(struct conn *c, const json_t *msg)
 {
 	enum peer_status st;
@@ -326,7 +344,7 @@ void presence_set_status(struct conn *c, const json_t *msg)
 	/* D4: held messages go out as soon as the status admits them. */
 	struct presence *p = session_presence(c);
 	if (presence_write_status(p, st, SOURCE_MANUAL))
-		route_drain(p);
+		drain_presence(p);
 }
 
 void presence_set_summary(struct conn *c, const json_t *msg)
@@ -361,6 +379,19 @@ static long drop_group(json_t *groups, const char *name)
 		}
 	}
 	return first;
+}
+
+bool presence_in_group(const struct presence *p, const char *name)
+{
+	MESHD_ASSERT_ON_WORKER(p->mesh->shard);
+	size_t i, len = strlen(name);
+	json_t *g;
+	json_array_foreach(p->groups, i, g) {
+		const char *n = json_string_value(json_object_get(g, "name"));
+		if (n && strncmp(n, name, len) == 0 && (n[len] == '\0' || n[len] == '/'))
+			return true;
+	}
+	return false;
 }
 
 void presence_join_group(struct conn *c, const json_t *msg)
@@ -411,7 +442,7 @@ void presence_sweep_shard(struct shard *s)
 			if (p->status == STATUS_WORKING && p->status_updated_ms < now - ttl) {
 				flipped++;
 				if (presence_write_status(p, STATUS_IDLE, SOURCE_JSONL))
-					route_drain(p);
+					drain_presence(p);
 			}
 			if (!p->online && !p->stale_marked && p->stored &&
 			    mono - p->last_pong_mono_ms > PRESENCE_STALE_AFTER_MS) {

@@ -8,6 +8,7 @@
 
 #include "meshd/alloc.h"
 #include "meshd/audit.h"
+#include "meshd/clientack.h"
 #include "meshd/conntab.h"
 #include "meshd/metrics.h"
 #include "meshd/shard.h"
@@ -30,6 +31,7 @@ void shard_init(struct shard *s, const struct shard_env *env)
 	};
 	map_init(&s->meshes);
 	db_stream_init(&s->audit, s->id, AUDIT_SQL_APPEND_MANY, DB_JOB_WRITE, s->db, &s->reply);
+	db_stream_init(&s->acks, s->id, CLIENTACK_SQL_MANY, DB_JOB_WRITE, s->db, &s->reply);
 }
 
 void shard_audit(struct shard *s, json_t *entry)
@@ -117,6 +119,7 @@ void shard_free(struct shard *s)
 		mesh_free(v);
 	map_free(&s->meshes);
 	db_stream_free(&s->audit);
+	db_stream_free(&s->acks);
 }
 
 int shard_owner(const char *mesh_id, int nworkers)

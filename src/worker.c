@@ -23,6 +23,7 @@
 /* The gathered writes, as few jobs as possible (force: the last flush). */
 static void flush_batches(struct worker *w, bool force)
 {
+	db_stream_flush(&w->shard.acks, force);
 	route_flush(&w->shard, force);
 	db_stream_flush(&w->shard.audit, force);
 }

@@ -43,6 +43,9 @@ enum reject_reason {
 };
 
 enum route_priority { ROUTE_NOW, ROUTE_NEXT, ROUTE_LOW, ROUTE_STREAM, ROUTE__COUNT };
+/* The label of a message priority's name ("now", "next", "low"): ROUTE_NEXT
+ * for anything else, as an absent priority means next.  Any thread (pure). */
+enum route_priority metrics_priority_label(const char *priority);
 
 enum msg_reject_reason {
 	MSG_REJECT_RATE_LIMIT, MSG_REJECT_TOO_LARGE, MSG_REJECT_NO_RECIPIENT,

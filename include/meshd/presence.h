@@ -14,6 +14,8 @@
 
 #include <jansson.h>
 
+#include "meshd/shard.h" /* enum peer_status */
+
 /* A grace presence drops out of list_peers once its last pong is this old,
  * as the reference's stale-presence sweeper would have marked its row. */
 #define PRESENCE_STALE_AFTER_MS 90000
@@ -67,6 +69,16 @@ void presence_leave_group(struct conn *c, const json_t *msg);
 /* Writes status with the §7.1 rule (memory and row).  True when the new
  * status admits priorities the old one held back (the caller drains). */
 bool presence_write_status(struct presence *p, int status, int source);
+
+/* The status a drain gates on (§6.6): dnd; a fresh hook status; else what
+ * the transcript says, written back with source jsonl (presence_write_status).
+ * The transcript is read here, on the worker (status.h bounds the I/O). */
+enum peer_status presence_effective_status(struct presence *p);
+
+/* `@name` reaches a peer in group `name` or in any group below it
+ * (`name/…`): the hierarchy the reference's drains mean (§6.3), applied to
+ * the push itself since multicast rows are never drained (Q14). */
+bool presence_in_group(const struct presence *p, const char *name);
 
 /* Every TTL_SWEEP_INTERVAL_SECONDS, this shard only (D10):
  *  - TTL: `working` older than STATUS_TTL_SECONDS becomes idle/jsonl (§7.1),

@@ -147,7 +147,8 @@ struct shard {
 	struct map meshes;            /* id -> struct mesh* */
 	size_t npresences;            /* over all meshes, for broker_connections_active */
 	struct db_stream audit;       /* AUDIT_SQL_APPEND_MANY, write-behind */
-	struct route_batch *route_batch; /* route.c's sends and client_acks */
+	struct db_stream acks;        /* CLIENTACK_SQL_MANY, write-behind (clientack.c) */
+	struct route_batch *route_batch; /* route.c's sends */
 	bool draining;                /* shutting down: presences are not kept in grace */
 };
 
