@@ -13,6 +13,7 @@
 #include "meshd/conn.h"
 #include "meshd/db.h"
 #include "meshd/dbjob.h"
+#include "meshd/jscompat.h"
 #include "meshd/metrics.h"
 #include "meshd/msgstatus.h"
 #include "meshd/presence.h"

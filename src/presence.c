@@ -330,8 +330,11 @@ enum peer_status presence_effective_status(struct presence *p)
 	if (status_is_hook_fresh(&st, now, window))
 		return p->status;
 	enum peer_status inferred = jsonl_infer(cfg->claude_projects_dir, p->cwd);
-	if (inferred != p->status || p->source != SOURCE_JSONL)
-		presence_write_status(p, inferred, SOURCE_JSONL);
+	if (inferred != p->status || p->source != SOURCE_JSONL) {
+		/* No drain of its own: the caller gates on what this returns. */
+		bool admits_more = presence_write_status(p, inferred, SOURCE_JSONL);
+		(void)admits_more;
+	}
 	return p->status;
 }
 

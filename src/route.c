@@ -291,7 +291,8 @@ void route_send(struct conn *c, const json_t *msg)
 		return;
 	}
 	/* 2. Size, counted as the reference counts (JavaScript string length). */
-	size_t len = js_utf16_length(ciphertext) + js_utf16_length(nonce) + js_utf16_length(target);
+	size_t len = js_utf16_length(ciphertext) + js_utf16_length(nonce) +
+		     js_utf16_length(target);
 	if (len > cfg->max_message_bytes) {
 		char text[128];
 		snprintf(text, sizeof(text), "payload too large: %zu bytes > MAX_MESSAGE_BYTES=%zu", len,

@@ -148,7 +148,7 @@ void hello_free(struct hello *h);
 
 /* Q5 / §5.3 #9, given the id of the member the lookup resolved: hello
  * needs memberId equal; session_hello needs parentMemberId falsy or equal. */
-bool hello_member_id_matches(const struct hello *h, const char *resolved_member_id);
+bool hello_member_id_matches(const struct hello *h, const char *resolved_member_id) __attribute__((warn_unused_result));
 
 /* The canonical strings of §5.1 and §5.2, xmalloc'd (xfree them).  Any thread. */
 char *hello_canonical_member(const char *mesh_id, const char *member_id, const char *pubkey,
@@ -160,6 +160,6 @@ char *hello_canonical_session(const char *mesh_id, const char *parent_pubkey,
 
 /* Ed25519 detached verification as SEMANTICS.md §C.1: false unless pubkey is
  * 64 and signature 128 hex characters (either case).  Any thread. */
-bool hello_verify(const char *canonical, const char *signature_hex, const char *pubkey_hex);
+bool hello_verify(const char *canonical, const char *signature_hex, const char *pubkey_hex) __attribute__((warn_unused_result));
 
 #endif

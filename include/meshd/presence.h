@@ -68,7 +68,7 @@ void presence_leave_group(struct conn *c, const json_t *msg);
 
 /* Writes status with the §7.1 rule (memory and row).  True when the new
  * status admits priorities the old one held back (the caller drains). */
-bool presence_write_status(struct presence *p, int status, int source);
+bool presence_write_status(struct presence *p, int status, int source) __attribute__((warn_unused_result));
 
 /* The status a drain gates on (§6.6): dnd; a fresh hook status; else what
  * the transcript says, written back with source jsonl (presence_write_status).
