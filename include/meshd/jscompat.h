@@ -16,7 +16,7 @@
 
 /* ECMA-262 Number::toString (radix 10): the shortest digits that read back
  * as v, the closest to v among those, in fixed notation for
- * 1e-7 <= |v| < 1e21 and exponent notation otherwise ("1767225600000",
+ * 1e-6 <= |v| < 1e21 and exponent notation otherwise ("1767225600000",
  * "1.5", "1e+21", "5e-7"; -0 → "0"; "NaN", "Infinity", "-Infinity").
  * Writes a NUL-terminated string, returns its length. */
 size_t js_number_to_string(double v, char out[JS_NUMBER_MAX]);
