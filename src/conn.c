@@ -28,8 +28,16 @@
 #define PARK_IDLE_MS 2000
 /* Input beyond this is left in the kernel until we have consumed what we hold:
  * it bounds per-connection input buffering (wslay keeps its own, capped by
- * WS_MAX_MESSAGE_BYTES, for a message being reassembled). */
+ * WS_MAX_MESSAGE_BYTES, for a message being reassembled).  An HTTP request
+ * is read whole before it is answered, so while a connection speaks HTTP
+ * the bound is at least a head and a body of MAX_MESSAGE_BYTES. */
 #define READ_HIGH_WATERMARK (64 * 1024)
+
+static size_t http_read_bound(const struct config *cfg)
+{
+	size_t need = HTTP_MAX_HEAD + cfg->max_message_bytes;
+	return need > READ_HIGH_WATERMARK ? need : READ_HIGH_WATERMARK;
+}
 
 static const char cors_headers[] =
 	"Access-Control-Allow-Origin: *\r\n"
@@ -118,7 +126,7 @@ void conn_open(struct conntab *t, int fd, const char *addr, const struct conn_op
 	}
 	c->slot = conntab_add(t, c, &c->gen);
 	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATERMARK);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, http_read_bound(t->cfg));
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	/* Keep-alive idle limit: a connection must send a request within the
 	 * hello deadline, which also stops slow-loris heads. */
@@ -193,11 +201,27 @@ static bool output_within_bound(struct conn *c)
 	return false;
 }
 
+static void http_process(struct conn *c);
+
+/* The next request may be read: its idle limit starts now. */
+static void http_next(struct conn *c)
+{
+	c->deadline_ms = clock_mono_ms() + (int64_t)cfg_of(c)->hello_deadline_seconds * 1000;
+	rearm(c);
+}
+
+void conn_http_defer(struct conn *c)
+{
+	c->http_deferred = true;
+}
+
 void conn_http_respond(struct conn *c, int status, const char *content_type,
 		       const char *body, size_t len, bool close)
 {
-	if (c->state == CONN_CLOSED)
-		return;
+	if (c->state != CONN_HTTP)
+		return; /* closed meanwhile, or shutting down */
+	bool deferred = c->http_deferred;
+	c->http_deferred = false;
 	close = close || c->http_close;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
@@ -209,10 +233,14 @@ void conn_http_respond(struct conn *c, int status, const char *content_type,
 	evbuffer_add_printf(out, "Connection: %s\r\n\r\n", close ? "close" : "keep-alive");
 	if (body && len && status != 204)
 		evbuffer_add(out, body, len);
-	if (close)
+	if (close) {
 		close_when_flushed(c);
-	else
-		output_within_bound(c);
+	} else if (output_within_bound(c) && deferred) {
+		/* The answer came later (from another thread's reply): requests
+		 * pipelined behind it waited, unread, until now. */
+		http_next(c);
+		http_process(c);
+	}
 }
 
 /* ---- HTTP ------------------------------------------------------------ */
@@ -283,11 +311,29 @@ static void ws_upgrade(struct conn *c, const struct http_request *req)
 	rearm(c);
 }
 
-/* Handles one parsed request head; returns false when the connection stops
- * reading requests (closed, closing, or upgraded). */
-static bool http_request(struct conn *c, const struct http_request *req)
+static bool is_ws_upgrade(const struct http_request *req)
 {
-	if (target_is(req, "/ws") && (req->upgrade || req->method == HTTP_GET)) {
+	return target_is(req, "/ws") && (req->upgrade || req->method == HTTP_GET);
+}
+
+/* How much body to read before the request is answered: its Content-Length,
+ * when within MAX_MESSAGE_BYTES (a larger one is not read: its answer
+ * closes).  An upgrade's following bytes are frames, not a body. */
+static size_t body_to_read(const struct conn *c, const struct http_request *req)
+{
+	if (is_ws_upgrade(req) || req->upgrade_websocket || req->content_length <= 0 ||
+	    req->content_length > (long long)cfg_of(c)->max_message_bytes)
+		return 0;
+	return (size_t)req->content_length;
+}
+
+/* Handles one parsed request and its body; returns false when the
+ * connection stops reading requests (closed, closing, upgraded, or waiting
+ * for a deferred answer). */
+static bool http_request(struct conn *c, const struct http_request *req, const char *body,
+			 size_t body_len)
+{
+	if (is_ws_upgrade(req)) {
 		ws_upgrade(c, req);
 		return false;
 	}
@@ -298,28 +344,23 @@ static bool http_request(struct conn *c, const struct http_request *req)
 		close_when_flushed(c);
 		return false;
 	}
-	if (req->content_length > (long long)cfg_of(c)->max_message_bytes) {
-		conn_http_respond(c, 413, "application/json", "{\"error\":\"payload too large\"}", 29,
-				  true);
-		return false;
-	}
-	/* No route reads a chunked body yet: answer, then close rather than
-	 * guess where the next request starts. */
-	bool close = !req->keep_alive || req->chunked;
+	/* A chunked body is not read: answer, then close rather than guess
+	 * where the next request starts.  Nor is one past MAX_MESSAGE_BYTES
+	 * (the answer is the layer above's: 413, in the shape of its route). */
+	bool too_large = req->content_length > (long long)cfg_of(c)->max_message_bytes;
+	bool close = !req->keep_alive || req->chunked || too_large;
 	c->http_close = close;
 	if (c->ops->http_request)
-		c->ops->http_request(c, req);
+		c->ops->http_request(c, req, body, body_len);
 	else
 		conn_http_respond(c, 404, NULL, "not found", 9, false);
-	if (c->state != CONN_HTTP)
+	if (c->state != CONN_HTTP || c->http_deferred)
 		return false;
 	if (close) {
 		close_when_flushed(c);
 		return false;
 	}
-	c->body_skip = req->content_length > 0 ? req->content_length : 0;
-	c->deadline_ms = clock_mono_ms() + (int64_t)cfg_of(c)->hello_deadline_seconds * 1000;
-	rearm(c);
+	http_next(c);
 	return true;
 }
 
@@ -333,15 +374,9 @@ static void http_fail(struct conn *c, int status)
 static void http_process(struct conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
-	while (c->state == CONN_HTTP) {
+	while (c->state == CONN_HTTP && !c->http_deferred) {
 		size_t len = evbuffer_get_length(in);
-		if (c->body_skip > 0) {
-			size_t n = (size_t)c->body_skip < len ? (size_t)c->body_skip : len;
-			evbuffer_drain(in, n);
-			c->body_skip -= (long long)n;
-			len -= n;
-		}
-		if (c->body_skip > 0 || len == 0)
+		if (len == 0)
 			return;
 		size_t look = len < HTTP_MAX_HEAD ? len : HTTP_MAX_HEAD;
 		const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
@@ -361,12 +396,22 @@ static void http_process(struct conn *c)
 		case HTTP_PARSE_OK:
 			break;
 		}
-		/* req points into `buf`: handle it before draining the head. */
-		size_t head_len = req.head_len;
-		bool more = http_request(c, &req);
+		size_t head_len = req.head_len, body_len = body_to_read(c, &req);
+		if (body_len) {
+			if (len < head_len + body_len)
+				return; /* the rest of the body (http_read_bound lets it in) */
+			/* The longer pullup may move the bytes: parse them again there. */
+			buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)(head_len + body_len));
+			if (http_parse_head(buf, look, &req) != HTTP_PARSE_OK) {
+				http_fail(c, 400); /* cannot happen: the same bytes parsed before */
+				return;
+			}
+		}
+		/* req and the body point into `buf`: handle them before draining. */
+		bool more = http_request(c, &req, body_len ? buf + head_len : NULL, body_len);
 		if (c->state == CONN_CLOSED)
 			return;
-		evbuffer_drain(in, head_len);
+		evbuffer_drain(in, head_len + body_len);
 		if (!more) {
 			/* Bytes after an upgrade head are already WebSocket frames. */
 			if (c->state == CONN_WS)

@@ -80,9 +80,10 @@ void dispatch_message(struct conn *c, const uint8_t *data, size_t len)
 
 /* ---- the ops ------------------------------------------------------------- */
 
-static void on_http_request(struct conn *c, const struct http_request *req)
+static void on_http_request(struct conn *c, const struct http_request *req, const char *body,
+			    size_t body_len)
 {
-	endpoint_handle(c, req);
+	endpoint_handle(c, req, body, body_len);
 }
 
 static void on_ws_open(struct conn *c)

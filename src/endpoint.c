@@ -10,8 +10,10 @@
 #include "meshd/conn.h"
 #include "meshd/db.h"
 #include "meshd/endpoint.h"
+#include "meshd/hook.h"
 #include "meshd/http.h"
 #include "meshd/metrics.h"
+#include "meshd/config.h"
 #include "meshd/shard.h"
 
 #define JSON_TYPE "application/json"
@@ -72,9 +74,16 @@ static void metrics(struct conn *c)
 	evbuffer_free(text);
 }
 
-void endpoint_handle(struct conn *c, const struct http_request *req)
+void endpoint_handle(struct conn *c, const struct http_request *req, const char *body,
+		     size_t body_len)
 {
-	if (req->method == HTTP_OPTIONS) {
+	const struct shard *s = conn_owner(c);
+	if (is(req, HTTP_POST, "/hook/set-status")) {
+		hook_http(c, req, body, body_len); /* its own 413, in its own shape */
+	} else if (req->content_length > (long long)s->cfg->max_message_bytes) {
+		static const char big[] = "{\"error\":\"payload too large\"}";
+		conn_http_respond(c, 413, JSON_TYPE, big, sizeof(big) - 1, true);
+	} else if (req->method == HTTP_OPTIONS) {
 		conn_http_respond(c, 204, NULL, NULL, 0, false);
 	} else if (is(req, HTTP_GET, "/health")) {
 		health(c);

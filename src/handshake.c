@@ -18,6 +18,7 @@
 #include "meshd/drain.h"
 #include "meshd/handshake.h"
 #include "meshd/hello.h"
+#include "meshd/hook.h"
 #include "meshd/log.h"
 #include "meshd/metrics.h"
 #include "meshd/presence.h"
@@ -197,6 +198,8 @@ static void created_done(struct db_job *j, void *owner)
 		return;
 	}
 	p->stored = true;
+	/* §B.5: a hook that came first; its row update follows the insert. */
+	hook_apply_pending(p);
 	if (!c || session_presence(c) != p)
 		return; /* its socket closed meanwhile: the lease is in grace */
 	bool session = session_of(c)->hello->kind == HELLO_SESSION;

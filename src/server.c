@@ -9,9 +9,15 @@
 #include "meshd/clock.h"
 #include "meshd/config.h"
 #include "meshd/db.h"
+#include "meshd/hookrate.h"
+#include "meshd/pending.h"
 #include "meshd/log.h"
 #include "meshd/server.h"
 #include "meshd/worker.h"
+
+/* Bounds of the hook endpoint's shared tables (hookrate.h, pending.h). */
+#define HOOKRATE_MAX_KEYS 10000
+#define PENDING_MAX 4096
 
 void server_init(struct server *s, const struct config *cfg, const char *git_sha)
 {
@@ -26,6 +32,11 @@ void server_init(struct server *s, const struct config *cfg, const char *git_sha
 	/* The db first: every worker's shard submits to it. */
 	s->db = db_new(cfg, &s->start_barrier);
 	s->workers = xcalloc((size_t)s->nworkers, sizeof(*s->workers));
+	s->inboxes = xcalloc((size_t)s->nworkers, sizeof(*s->inboxes));
+	for (int i = 0; i < s->nworkers; i++)
+		s->inboxes[i] = &s->workers[i].inbox;
+	s->hookrate = hookrate_new(HOOKRATE_MAX_KEYS);
+	s->pending = pending_new(PENDING_MAX, (int64_t)cfg->pending_status_ttl_seconds * 1000);
 	for (int i = 0; i < s->nworkers; i++)
 		if (!worker_init(&s->workers[i], s, i))
 			die("startup_failed", "reason=%s worker=%d", "worker init", i);
@@ -78,6 +89,9 @@ void server_free(struct server *s)
 	for (int i = 0; i < s->nworkers; i++)
 		worker_destroy(&s->workers[i]);
 	xfree(s->workers);
+	xfree(s->inboxes);
+	hookrate_free(s->hookrate);
+	pending_free(s->pending);
 	acceptor_free(s->acceptor);
 	db_free(s->db);
 	pthread_barrier_destroy(&s->start_barrier);

@@ -28,6 +28,9 @@ void shard_init(struct shard *s, const struct shard_env *env)
 		.conns = env->conns,
 		.git_sha = env->git_sha,
 		.started_mono_ms = env->started_mono_ms,
+		.inboxes = env->inboxes,
+		.hookrate = env->hookrate,
+		.pending = env->pending,
 	};
 	map_init(&s->meshes);
 	db_stream_init(&s->audit, s->id, AUDIT_SQL_APPEND_MANY, DB_JOB_WRITE, s->db, &s->reply);

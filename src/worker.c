@@ -13,6 +13,7 @@
 #include "meshd/conntab.h"
 #include "meshd/dbjob.h"
 #include "meshd/dispatch.h"
+#include "meshd/hook.h"
 #include "meshd/log.h"
 #include "meshd/presence.h"
 #include "meshd/route.h"
@@ -96,6 +97,12 @@ static void handle(struct worker *w, struct msg *m)
 	}
 	case MSG_DB_DONE:
 		db_job_finish((struct db_job *)m);
+		break;
+	case MSG_HOOK_FIND:
+	case MSG_HOOK_FOUND:
+	case MSG_HOOK_APPLY:
+	case MSG_HOOK_APPLIED:
+		hook_on_message(&w->shard, (struct msg_hook *)m);
 		break;
 	case MSG_SHUTDOWN:
 		begin_drain(w, ((struct msg_shutdown *)m)->timeout_ms);
@@ -199,6 +206,9 @@ bool worker_init(struct worker *w, struct server *srv, int id)
 		.conns = &w->conns,
 		.git_sha = srv->git_sha,
 		.started_mono_ms = srv->started_mono_ms,
+		.inboxes = srv->inboxes,
+		.hookrate = srv->hookrate,
+		.pending = srv->pending,
 	});
 	w->shard.route_batch = route_batch_new(&w->shard);
 	return event_add(w->inbox_ev, NULL) == 0;
@@ -225,11 +235,14 @@ void worker_destroy(struct worker *w)
 			conn_free(((struct msg_adopt_conn *)m)->conn);
 		if (m->type == MSG_DB_DONE)
 			db_job_free((struct db_job *)m);
+		else if (m->type >= MSG_HOOK_FIND && m->type <= MSG_HOOK_APPLIED)
+			hook_msg_free((struct msg_hook *)m);
 		else
 			xfree(m);
 		m = next;
 	}
 	route_batch_free(w->shard.route_batch);
+	hook_shard_free(&w->shard);
 	shard_free(&w->shard); /* before the base: presences hold timers */
 	conntab_destroy(&w->conns);
 	if (w->inbox_ev)

@@ -44,10 +44,14 @@ enum conn_state {
  * to do) and runs on the connection's worker, from inside conn.c; it may
  * respond, send, close or abort the connection it is given. */
 struct conn_ops {
-	/* A complete request head that is not the WebSocket upgrade and whose
-	 * body is not too large; the body (Content-Length) is skipped after
-	 * return.  Answer with conn_http_respond(). */
-	void (*http_request)(struct conn *c, const struct http_request *req);
+	/* A complete request that is not the WebSocket upgrade, with its body
+	 * (Content-Length bytes; NULL and 0 when it has none).  A body larger
+	 * than MAX_MESSAGE_BYTES (req->content_length says how large) or
+	 * chunked is not read, and the answer closes the connection.  Answer
+	 * with conn_http_respond(), now or, after conn_http_defer(), later:
+	 * requests pipelined behind it wait until then. */
+	void (*http_request)(struct conn *c, const struct http_request *req, const char *body,
+			     size_t body_len);
 	/* The upgrade was answered with 101: a WebSocket session starts. */
 	void (*ws_open)(struct conn *c);
 	/* One complete message (binary: opcode 0x2). */
@@ -79,8 +83,8 @@ struct conn {
 	int64_t next_ping_ms;
 	int64_t last_pong_ms;
 	int64_t park_at_ms;        /* when the WebSocket may park (PARK_IDLE_MS after its last message) */
-	long long body_skip;       /* request-body bytes still to discard */
 	bool http_close;           /* the request being answered ends the connection */
+	bool http_deferred;        /* its answer comes later (conn_http_defer) */
 
 	int fd;
 
@@ -119,6 +123,10 @@ void *conn_owner(const struct conn *c);
  * adds "Connection: close" and closes once it is flushed. */
 void conn_http_respond(struct conn *c, int status, const char *content_type,
 		       const char *body, size_t len, bool close);
+
+/* From inside ops->http_request: the answer will come later, from this
+ * thread (the connection is found again by {slot, gen}). */
+void conn_http_defer(struct conn *c);
 
 /* Sends one WebSocket text message (a JSON document). */
 void conn_ws_send(struct conn *c, const char *json, size_t len);

@@ -7,8 +7,11 @@
 struct conn;
 struct http_request;
 
-/* Answers one complete, non-upgrade request (its body, if any, is skipped
- * by the caller). */
-void endpoint_handle(struct conn *c, const struct http_request *req);
+#include <stddef.h>
+
+/* Answers one complete, non-upgrade request with its body (conn.h's
+ * ops->http_request: NULL when none or not read). */
+void endpoint_handle(struct conn *c, const struct http_request *req, const char *body,
+		     size_t body_len);
 
 #endif

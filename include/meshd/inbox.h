@@ -27,6 +27,10 @@ enum msg_type {
 	MSG_ADOPT_CONN,     /* worker -> owner worker: a connection changing shard */
 	MSG_DB_JOB,         /* worker -> db: a job to run */
 	MSG_DB_DONE,        /* db -> worker: a finished job, back to its origin */
+	MSG_HOOK_FIND,      /* worker -> every worker: who has this hook's presence? (hook.h) */
+	MSG_HOOK_FOUND,     /* each worker -> the asking one: its best candidate */
+	MSG_HOOK_APPLY,     /* asking worker -> owner: write the hook's status */
+	MSG_HOOK_APPLIED,   /* owner -> asking worker: written (or the presence had gone) */
 	MSG_TEST,           /* unit tests */
 };
 

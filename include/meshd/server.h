@@ -23,6 +23,9 @@ struct config;
 struct worker;
 struct acceptor;
 struct db;
+struct hookrate;
+struct inbox;
+struct pending;
 
 struct server {
 	const struct config *cfg;
@@ -32,6 +35,9 @@ struct server {
 	int port; /* the bound port (BROKER_PORT may be 0) */
 	int nworkers;
 	struct worker *workers;
+	struct inbox **inboxes;    /* workers[i].inbox, for the hook's question to all */
+	struct hookrate *hookrate; /* the hook endpoint's buckets, shared by every worker */
+	struct pending *pending;   /* hook statuses awaiting their presence */
 	struct acceptor *acceptor;
 	struct db *db;
 	pthread_barrier_t start_barrier;

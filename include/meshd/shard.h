@@ -31,7 +31,10 @@ struct conntab;
 struct db;
 struct event;
 struct event_base;
+struct hook_wait;
+struct hookrate;
 struct inbox;
+struct pending;
 struct route_batch;
 
 enum peer_status { STATUS_IDLE = 0, STATUS_WORKING, STATUS_DND };
@@ -128,6 +131,9 @@ struct shard_env {
 	struct conntab *conns;
 	const char *git_sha;          /* for /health */
 	int64_t started_mono_ms;
+	struct inbox *const *inboxes; /* every worker's, by index (hook.h asks them all) */
+	struct hookrate *hookrate;    /* process-wide, locked: the hook endpoint's buckets */
+	struct pending *pending;      /* process-wide, locked: hook statuses awaiting a presence */
 };
 
 /* A worker's per-loop state for the mesh protocol: the meshes it owns and
@@ -143,6 +149,9 @@ struct shard {
 	struct conntab *conns;
 	const char *git_sha;
 	int64_t started_mono_ms;
+	struct inbox *const *inboxes;
+	struct hookrate *hookrate;
+	struct pending *pending;
 
 	struct map meshes;            /* id -> struct mesh* */
 	size_t npresences;            /* over all meshes, for broker_connections_active */
@@ -150,6 +159,8 @@ struct shard {
 	struct db_stream acks;        /* CLIENTACK_SQL_MANY, write-behind (clientack.c) */
 	struct route_batch *route_batch; /* route.c's sends */
 	bool draining;                /* shutting down: presences are not kept in grace */
+	struct hook_wait *hook_waits; /* hook requests of this worker's, in flight (hook.c) */
+	uint64_t hook_next_id;
 };
 
 /* Worker thread, owner, for everything below but shard_owner. */

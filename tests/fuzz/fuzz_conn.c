@@ -74,11 +74,13 @@ static void ev(struct trace *t, char kind, const void *p, size_t n)
 	mix(&t->events, p, n);
 }
 
-static void on_http(struct conn *c, const struct http_request *req)
+static void on_http(struct conn *c, const struct http_request *req, const char *body,
+		    size_t body_len)
 {
 	struct trace *t = conn_owner(c);
 	ev(t, 'H', req->target, req->target_len);
 	ev(t, 'M', req->method_str, req->method_len);
+	ev(t, 'D', body ? body : "", body ? body_len : 0);
 	conn_http_respond(c, 200, "text/plain", "ok", 2, false);
 }
 

@@ -87,8 +87,9 @@ static bool send_hello(struct mt_peer *p, char *hello)
 	return ok;
 }
 
-bool mt_connect(struct mt_peer *p, int port, const char *mesh_id, const char *member_id,
-		const struct mc_identity *id, const char *name, const char *const *groups)
+bool mt_connect_where(struct mt_peer *p, int port, const char *mesh_id, const char *member_id,
+		      const struct mc_identity *id, const char *name, const char *const *groups,
+		      const struct mt_where *where)
 {
 	if (!open_peer(p, port, id, mesh_id, member_id, name))
 		return false;
@@ -96,14 +97,23 @@ bool mt_connect(struct mt_peer *p, int port, const char *mesh_id, const char *me
 	mc_random_id(sid, sizeof(sid));
 	struct mc_group gbuf[16];
 	struct mc_hello_opts o = { .mesh_id = mesh_id, .member_id = member_id, .display_name = name,
-				   .session_id = sid, .pid = getpid(), .cwd = "/tmp/meshtest",
+				   .session_id = where && where->session_id ? where->session_id : sid,
+				   .pid = where ? where->pid : getpid(),
+				   .cwd = where && where->cwd ? where->cwd : "/tmp/meshtest",
 				   .groups = groups_of(groups, gbuf, 16) };
 	return send_hello(p, mc_hello(&p->id, &o));
 }
 
-bool mt_connect_session(struct mt_peer *p, int port, const char *mesh_id, const char *member_id,
-			const struct mc_identity *parent, const char *name,
-			const char *const *groups)
+bool mt_connect(struct mt_peer *p, int port, const char *mesh_id, const char *member_id,
+		const struct mc_identity *id, const char *name, const char *const *groups)
+{
+	return mt_connect_where(p, port, mesh_id, member_id, id, name, groups, NULL);
+}
+
+bool mt_connect_session_where(struct mt_peer *p, int port, const char *mesh_id,
+			      const char *member_id, const struct mc_identity *parent,
+			      const char *name, const char *const *groups,
+			      const struct mt_where *where)
 {
 	if (!open_peer(p, port, parent, mesh_id, member_id, name))
 		return false;
@@ -113,11 +123,21 @@ bool mt_connect_session(struct mt_peer *p, int port, const char *mesh_id, const 
 	char sid[33];
 	mc_random_id(sid, sizeof(sid));
 	struct mc_group gbuf[16];
-	struct mc_session_hello_opts o = { .mesh_id = mesh_id, .parent_member_id = member_id,
-					   .display_name = name, .session_id = sid, .pid = getpid(),
-					   .cwd = "/tmp/meshtest",
-					   .groups = groups_of(groups, gbuf, 16) };
+	struct mc_session_hello_opts o = {
+		.mesh_id = mesh_id, .parent_member_id = member_id, .display_name = name,
+		.session_id = where && where->session_id ? where->session_id : sid,
+		.pid = where ? where->pid : getpid(),
+		.cwd = where && where->cwd ? where->cwd : "/tmp/meshtest",
+		.groups = groups_of(groups, gbuf, 16)
+	};
 	return send_hello(p, mc_session_hello(&p->id, &p->session, &o));
+}
+
+bool mt_connect_session(struct mt_peer *p, int port, const char *mesh_id, const char *member_id,
+			const struct mc_identity *parent, const char *name,
+			const char *const *groups)
+{
+	return mt_connect_session_where(p, port, mesh_id, member_id, parent, name, groups, NULL);
 }
 
 void mt_close(struct mt_peer *p)

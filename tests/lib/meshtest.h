@@ -31,6 +31,21 @@ struct mt_peer {
  * waits for hello_ack.  session_id NULL picks a random one. */
 bool mt_connect(struct mt_peer *p, int port, const char *mesh_id, const char *member_id,
 		const struct mc_identity *id, const char *name, const char *const *groups);
+/* Where a peer says it runs (hello's sessionId, pid, cwd); NULL fields (and
+ * a NULL where) take the defaults: a random session id, getpid(),
+ * "/tmp/meshtest". */
+struct mt_where {
+	const char *session_id;
+	long long pid;
+	const char *cwd;
+};
+bool mt_connect_where(struct mt_peer *p, int port, const char *mesh_id, const char *member_id,
+		      const struct mc_identity *id, const char *name, const char *const *groups,
+		      const struct mt_where *where);
+bool mt_connect_session_where(struct mt_peer *p, int port, const char *mesh_id,
+			      const char *member_id, const struct mc_identity *parent,
+			      const char *name, const char *const *groups,
+			      const struct mt_where *where);
 /* The same with session_hello (a fresh session key). */
 bool mt_connect_session(struct mt_peer *p, int port, const char *mesh_id, const char *member_id,
 			const struct mc_identity *parent, const char *name,
