@@ -109,55 +109,59 @@ static bool mtime_after(const struct timespec *a, const struct timespec *b)
 	return a->tv_sec > b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec > b->tv_nsec);
 }
 
-/* The newest "*.jsonl" entry of dir (full path), or NULL when dir is
- * missing, unreadable or has none.  Each entry read costs one unit of
- * *budget; once it is spent the rest of the directory is not read. */
-static char *newest_jsonl_in(const char *dir, unsigned *budget)
+char **jsonl_dir_names(const char *dir, unsigned *budget)
 {
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
+	DIR *d = opendir(dir);
+	if (!d)
 		return NULL;
-	DIR *d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return NULL;
-	}
-
-	char **names = NULL;
-	size_t n = 0, cap = 0;
+	char **names = xmalloc(sizeof(*names));
+	size_t n = 0, cap = 1;
 	struct dirent *de;
 	while (*budget > 0 && (de = readdir(d)) != NULL) {
 		(*budget)--;
 		if (!ends_with_jsonl(de->d_name))
 			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
+		if (n + 1 == cap) {
+			cap *= 2;
 			names = xrealloc(names, cap * sizeof(*names));
 		}
 		names[n++] = xstrdup(de->d_name);
 	}
-
+	names[n] = NULL;
+	closedir(d);
 	/* readdir order is unspecified: sort, so that equal mtimes resolve
-	 * to the smallest name every time.  Strictly newer replaces. */
+	 * to the smallest name every time. */
 	if (n > 1)
 		qsort(names, n, sizeof(*names), cmp_names);
-	const char *best = NULL;
-	struct timespec best_mtime = { 0, 0 };
-	for (size_t i = 0; i < n; i++) {
-		struct stat st;
-		if (fstatat(dfd, names[i], &st, 0) != 0)
-			continue; /* vanished or unreadable: skip it */
-		if (!best || mtime_after(&st.st_mtim, &best_mtime)) {
-			best = names[i];
-			best_mtime = st.st_mtim;
-		}
-	}
-	char *path = best ? path_join(dir, best) : NULL;
+	return names;
+}
 
-	for (size_t i = 0; i < n; i++)
-		xfree(names[i]);
-	xfree(names);
-	closedir(d); /* closes dfd */
+char *jsonl_newest(const char *dir, char *const *names, struct stat *st_out)
+{
+	char *best = NULL;
+	for (size_t i = 0; names && names[i]; i++) {
+		char *path = path_join(dir, names[i]);
+		struct stat st;
+		/* Vanished or unreadable: skipped.  Strictly newer replaces. */
+		if (stat(path, &st) == 0 && (!best || mtime_after(&st.st_mtim, &st_out->st_mtim))) {
+			xfree(best);
+			best = path;
+			*st_out = st;
+			continue;
+		}
+		xfree(path);
+	}
+	return best;
+}
+
+/* The newest "*.jsonl" entry of dir (full path), or NULL when dir is
+ * missing, unreadable or has none. */
+static char *newest_jsonl_in(const char *dir, unsigned *budget)
+{
+	char **names = jsonl_dir_names(dir, budget);
+	struct stat st;
+	char *path = jsonl_newest(dir, names, &st);
+	jsonl_keys_free(names);
 	return path;
 }
 

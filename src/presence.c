@@ -15,7 +15,7 @@
 #include "meshd/dbjob.h"
 #include "meshd/drain.h"
 #include "meshd/id.h"
-#include "meshd/jsonl.h"
+#include "meshd/jsonlcache.h"
 #include "meshd/log.h"
 #include "meshd/metrics.h"
 #include "meshd/presence.h"
@@ -329,7 +329,8 @@ enum peer_status presence_effective_status(struct presence *p)
 	int64_t window = (int64_t)cfg->hook_fresh_window_seconds * 1000;
 	if (status_is_hook_fresh(&st, now, window))
 		return p->status;
-	enum peer_status inferred = jsonl_infer(cfg->claude_projects_dir, p->cwd);
+	enum peer_status inferred = jsonl_cache_infer(p->mesh->shard->jsonl,
+						      cfg->claude_projects_dir, p->cwd);
 	if (inferred != p->status || p->source != SOURCE_JSONL) {
 		/* No drain of its own: the caller gates on what this returns. */
 		bool admits_more = presence_write_status(p, inferred, SOURCE_JSONL);

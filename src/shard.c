@@ -10,11 +10,15 @@
 #include "meshd/audit.h"
 #include "meshd/clientack.h"
 #include "meshd/conntab.h"
+#include "meshd/jsonlcache.h"
 #include "meshd/metrics.h"
 #include "meshd/shard.h"
 #include "meshd/thread.h"
 
 static const struct plist empty_list;
+
+/* Working directories whose transcript state a shard remembers. */
+#define SHARD_JSONL_CWDS 4096
 
 void shard_init(struct shard *s, const struct shard_env *env)
 {
@@ -33,6 +37,7 @@ void shard_init(struct shard *s, const struct shard_env *env)
 		.pending = env->pending,
 	};
 	map_init(&s->meshes);
+	s->jsonl = jsonl_cache_new(SHARD_JSONL_CWDS);
 	db_stream_init(&s->audit, s->id, AUDIT_SQL_APPEND_MANY, DB_JOB_WRITE, s->db, &s->reply);
 	db_stream_init(&s->acks, s->id, CLIENTACK_SQL_MANY, DB_JOB_WRITE, s->db, &s->reply);
 }
@@ -123,6 +128,8 @@ void shard_free(struct shard *s)
 	map_free(&s->meshes);
 	db_stream_free(&s->audit);
 	db_stream_free(&s->acks);
+	jsonl_cache_free(s->jsonl);
+	s->jsonl = NULL;
 }
 
 int shard_owner(const char *mesh_id, int nworkers)

@@ -11,6 +11,7 @@
 #define MESHD_JSONL_H
 
 #include <stdbool.h>
+#include <sys/stat.h>
 
 #include "meshd/shard.h" /* enum peer_status */
 
@@ -23,7 +24,8 @@
 /* cwdToProjectKeyCandidates (§B.12): a NULL-terminated array of the
  * candidate project-directory names for cwd, ordered and de-duplicated,
  * never containing an empty string (NULL or "" cwd -> an empty array).
- * Free with jsonl_keys_free(). */
+ * Free with jsonl_keys_free() (which frees any NULL-terminated list this module
+ * returns). */
 char **jsonl_project_keys(const char *cwd) __attribute__((warn_unused_result, returns_nonnull));
 void jsonl_keys_free(char **keys);
 
@@ -35,6 +37,17 @@ void jsonl_keys_free(char **keys);
  * and ".." are never looked up (they would leave projects_dir).  Returns a
  * malloc'd path or NULL. */
 char *jsonl_find_active(const char *projects_dir, const char *cwd)
+	__attribute__((warn_unused_result));
+
+/* The pieces of jsonl_find_active, for the cache (jsonlcache.h).  The
+ * "*.jsonl" names in dir, sorted (strcmp), NULL-terminated; NULL when dir
+ * is missing or unreadable.  Each entry read costs one unit of *budget.
+ * Free with jsonl_keys_free(). */
+char **jsonl_dir_names(const char *dir, unsigned *budget) __attribute__((warn_unused_result));
+/* Of those names in dir, the one with the newest mtime (the first, in name
+ * order, among equal ones): its path (xfree it), its stat in *st; NULL when
+ * none can be stat'ed. */
+char *jsonl_newest(const char *dir, char *const *names, struct stat *st)
 	__attribute__((warn_unused_result));
 
 /* lastAssistantHasToolUse (§B.12): in the last min(8192, size) bytes of

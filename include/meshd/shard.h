@@ -34,6 +34,7 @@ struct event_base;
 struct hook_wait;
 struct hookrate;
 struct inbox;
+struct jsonl_cache;
 struct pending;
 struct route_batch;
 
@@ -159,6 +160,7 @@ struct shard {
 	struct db_stream acks;        /* CLIENTACK_SQL_MANY, write-behind (clientack.c) */
 	struct route_batch *route_batch; /* route.c's sends */
 	bool draining;                /* shutting down: presences are not kept in grace */
+	struct jsonl_cache *jsonl;    /* transcript inference, remembered (jsonlcache.h) */
 	struct hook_wait *hook_waits; /* hook requests of this worker's, in flight (hook.c) */
 	uint64_t hook_next_id;
 };

@@ -1,5 +1,6 @@
-/* Unit tests: §B.12 JSONL inference (src/jsonl.c) — project keys, and the
- * transcript reader against a private temp directory. */
+/* Unit tests: §B.12 JSONL inference (src/jsonl.c) — project keys, the
+ * transcript reader against a private temp directory, and its cache
+ * (src/jsonlcache.c), which must answer as the reader does. */
 #include "config.h"
 
 #include <check.h>
@@ -12,10 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "meshd/alloc.h"
 #include "meshd/jsonl.h"
+#include "meshd/jsonlcache.h"
 
 /* ---- project keys --------------------------------------------------- */
 
@@ -397,6 +400,100 @@ START_TEST(infer_dirent_budget)
 }
 END_TEST
 
+/* ---- the cache (src/jsonlcache.c) ----------------------------------- */
+
+static void same_as_uncached(struct jsonl_cache *c, const char *projects, const char *cwd)
+{
+	ck_assert_int_eq(jsonl_cache_infer(c, projects, cwd), jsonl_infer(projects, cwd));
+}
+
+START_TEST(cache_answers_as_jsonl_infer_and_reads_only_what_changed)
+{
+	char *projects = projects_for("cache");
+	time_t t = time(NULL);
+	struct jsonl_cache *c = jsonl_cache_new(16);
+	/* No candidate directory yet. */
+	ck_assert_int_eq(jsonl_cache_infer(c, projects, CWD), STATUS_IDLE);
+	char *dir = project_dir(projects, KEY);
+	char *f = put(dir, "a.jsonl", A_TOOL, t - 60);
+	set_mtime(dir, t - 50);
+	set_mtime(projects, t - 50);
+	ck_assert_int_eq(jsonl_cache_infer(c, projects, CWD), STATUS_WORKING);
+	struct jsonl_cache_counts n = jsonl_cache_counts(c);
+	ck_assert_uint_eq(n.file_reads, 1);
+
+	/* Nothing changed: nothing is read again. */
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(jsonl_cache_infer(c, projects, CWD), STATUS_WORKING);
+	ck_assert_uint_eq(jsonl_cache_counts(c).dir_reads, n.dir_reads);
+	ck_assert_uint_eq(jsonl_cache_counts(c).file_reads, n.file_reads);
+
+	/* The transcript moves on (a new mtime): read again, the directory not. */
+	xfree(put(dir, "a.jsonl", A_TEXT, t - 40));
+	same_as_uncached(c, projects, CWD);
+	ck_assert_int_eq(jsonl_cache_infer(c, projects, CWD), STATUS_IDLE);
+	ck_assert_uint_eq(jsonl_cache_counts(c).dir_reads, n.dir_reads);
+	ck_assert_uint_eq(jsonl_cache_counts(c).file_reads, n.file_reads + 1);
+
+	/* A newer transcript appears: the directory is listed again. */
+	xfree(put(dir, "b.jsonl", A_TOOL, t - 30));
+	set_mtime(dir, t - 30);
+	same_as_uncached(c, projects, CWD);
+	ck_assert_int_eq(jsonl_cache_infer(c, projects, CWD), STATUS_WORKING);
+	ck_assert_uint_gt(jsonl_cache_counts(c).dir_reads, n.dir_reads);
+
+	/* One being written now (a fresh mtime) is never trusted: read each time. */
+	xfree(put(dir, "b.jsonl", A_TEXT, 0));
+	unsigned long reads = jsonl_cache_counts(c).file_reads;
+	ck_assert_int_eq(jsonl_cache_infer(c, projects, CWD), STATUS_IDLE);
+	ck_assert_int_eq(jsonl_cache_infer(c, projects, CWD), STATUS_IDLE);
+	ck_assert_uint_eq(jsonl_cache_counts(c).file_reads, reads + 2);
+
+	/* Gone, and no projects dir at all. */
+	ck_assert_int_eq(unlink(f), 0);
+	ck_assert_int_eq(jsonl_cache_infer(c, "/nonexistent/projects", CWD), STATUS_IDLE);
+	ck_assert_int_eq(jsonl_cache_infer(c, NULL, CWD), STATUS_IDLE);
+	ck_assert_int_eq(jsonl_cache_infer(c, projects, NULL), STATUS_IDLE);
+	jsonl_cache_free(c);
+	xfree(f);
+	xfree(dir);
+	xfree(projects);
+}
+END_TEST
+
+START_TEST(cache_sees_an_earlier_candidate_appear_and_stays_bounded)
+{
+	char *projects = projects_for("cache2");
+	time_t t = time(NULL);
+	struct jsonl_cache *c = jsonl_cache_new(2);
+	/* The second candidate of a Windows path has a transcript… */
+	char *second = project_dir(projects, "C:-Users-Alice");
+	xfree(put(second, "s.jsonl", A_TEXT, t - 60));
+	set_mtime(second, t - 60);
+	set_mtime(projects, t - 60);
+	same_as_uncached(c, projects, "C:\\Users\\Alice");
+	/* …then the first one gets one, which takes precedence. */
+	char **keys = jsonl_project_keys("C:\\Users\\Alice");
+	char *first = project_dir(projects, keys[0]);
+	jsonl_keys_free(keys);
+	if (strcmp(first, second) != 0) {
+		xfree(put(first, "f.jsonl", A_TOOL, t - 10));
+		same_as_uncached(c, projects, "C:\\Users\\Alice");
+	}
+	/* More cwds than it holds: it starts afresh, answers stay right. */
+	for (int i = 0; i < 10; i++) {
+		char cwd[32];
+		snprintf(cwd, sizeof(cwd), "/w/%d", i);
+		same_as_uncached(c, projects, cwd);
+	}
+	same_as_uncached(c, projects, "C:\\Users\\Alice");
+	jsonl_cache_free(c);
+	xfree(first);
+	xfree(second);
+	xfree(projects);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("jsonl");
@@ -416,6 +513,8 @@ int main(void)
 	tcase_add_test(jsonl, infer_falls_through_candidates);
 	tcase_add_test(jsonl, infer_special_files);
 	tcase_add_test(jsonl, infer_dirent_budget);
+	tcase_add_test(jsonl, cache_answers_as_jsonl_infer_and_reads_only_what_changed);
+	tcase_add_test(jsonl, cache_sees_an_earlier_candidate_appear_and_stays_bounded);
 	suite_add_tcase(s, jsonl);
 
 	return check_run(s);
