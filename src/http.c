@@ -402,6 +402,7 @@ const char *http_status_text(int status)
 	case 411: return "Length Required";
 	case 413: return "Payload Too Large"; /* as Node/Bun, the reference */
 	case 426: return "Upgrade Required";
+	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
 	case 501: return "Not Implemented";

@@ -1,5 +1,6 @@
 /* dm — dm-burst (closed loop, a window of un-acked sends per peer) and
- * dm-rate (open loop on a fixed grid, latency from the scheduled time).
+ * dm-rate (open loop on a fixed grid, latency from the scheduled time),
+ * optionally with a side load beside it (the hook scenario).
  * Thread: main.
  */
 #include "config.h"
@@ -45,6 +46,9 @@ struct dm {
 	long long rl_before, rl_after, pending;
 	struct mb_dbstat db0, db1;
 	struct event *tick, *linger;
+	bool lingering;         /* done: the linger timer runs */
+	const struct mb_side_ops *side_ops;     /* NULL: dm alone */
+	void *side;
 	char first_ack_error[200];
 };
 
@@ -81,16 +85,31 @@ static bool dm_send(struct dm *d, struct mb_peer *p, uint64_t t_carried)
 	return true;
 }
 
+/* t_done is when the DMs were all in; the run ends (after the linger)
+ * once the side load, if any, has finished too. */
 static void dm_check_done(struct dm *d, uint64_t t)
 {
 	struct timeval tv = mb_tv_ms(d->run.o->linger_ms);
 
-	if (d->t_done || d->next < d->total || d->acked_ok + d->acked_err < d->total ||
-	    d->delivered < d->acked_ok)
+	if (!d->t_done) {
+		if (d->next < d->total || d->acked_ok + d->acked_err < d->total ||
+		    d->delivered < d->acked_ok)
+			return;
+		d->t_done = t;
+	}
+	if (d->lingering || (d->side_ops && !d->side_ops->finished(d->side)))
 		return;
-	d->t_done = t;
+	d->lingering = true;
 	/* keep listening a little for duplicates, then stop */
 	evtimer_add(d->linger, &tv);
+}
+
+void mb_dm_side_finished(struct mb_run *r)
+{
+	struct dm *d = r->scenario;
+
+	if (d->t0)
+		dm_check_done(d, mb_now_ns());
 }
 
 static void dm_burst_next(struct dm *d, struct mb_peer *p)
@@ -262,6 +281,8 @@ static void dm_measure(struct dm *d)
 	(void)mb_dbstat_read(o->db_url, &d->db0);
 	d->cpu = mb_cpu_self(RUSAGE_SELF);
 	d->t0 = mb_now_ns();
+	if (d->side_ops)
+		d->side_ops->start(d->side, d->t0);
 	if (d->open_loop) {
 		rate_tick(-1, 0, d);
 	} else {
@@ -284,6 +305,8 @@ static void dm_measure(struct dm *d)
 	mb_proc_stop(&r->proc);
 	(void)mb_dbstat_read(o->db_url, &d->db1);
 	d->rl_after = mb_rate_limit_check(o, "after the run");
+	if (d->side_ops)
+		d->side_ops->stop(d->side);
 }
 
 static size_t dm_lost(const struct dm *d)
@@ -319,6 +342,8 @@ static void dm_print(struct dm *d, const char *name)
 	if (d->open_loop)
 		mb_samples_row(&d->send_lag, "scheduled->sent (loadgen)");
 	mb_samples_row(&r->hello_lat, "connect->hello_ack");
+	if (d->side_ops)
+		d->side_ops->print(d->side);
 	mb_proc_print(&r->proc);
 	printf("  queue rows still undelivered (client_ack not applied) %.1f s after the end:"
 	       " %lld\n", d->settle, d->pending);
@@ -357,6 +382,8 @@ static json_t *dm_json(struct dm *d, const char *name, json_t *params, bool comp
 	json_object_set_new(res, "db", mb_dbstat_json(&d->db0, &d->db1, (double)d->delivered));
 	json_object_set_new(res, "rate_limit_metric_before", json_integer(d->rl_before));
 	json_object_set_new(res, "rate_limit_metric_after", json_integer(d->rl_after));
+	if (d->side_ops)
+		d->side_ops->json(d->side, res);
 	return json_pack("{s:s, s:O, s:o, s:o, s:o, s:s}", "scenario", name, "params", params,
 			 "results", res, "broker", mb_proc_json(&r->proc),
 			 "loadgen", mb_loadgen_json(r, d->cpu), "mesh_id", r->mesh.id);
@@ -393,11 +420,14 @@ static int dm_run(const struct mb_opts *o, struct dm *d, unsigned peers, const c
 		status = 1;
 		goto out;
 	}
+	if (d->side_ops && !d->side_ops->prepare(d->side, r))
+		goto out;
 	if (!o->quiet)
 		fprintf(stderr, "meshbench: %u peers connected in %.2f s; %s starts\n", peers,
 			mb_secs(d->t_connect), name);
 	dm_measure(d);
-	completed = d->t_done && d->delivered == d->total;
+	completed = d->t_done && d->delivered == d->total &&
+		    (!d->side_ops || d->side_ops->ok(d->side));
 	status = completed ? 0 : 1;
 	dm_print(d, name);
 	*out = dm_json(d, name, params, completed);
@@ -408,6 +438,8 @@ static int dm_run(const struct mb_opts *o, struct dm *d, unsigned peers, const c
 		mb_plot(o->plot_path, name, series, names, 2);
 	}
 out:
+	if (d->side_ops)
+		d->side_ops->release(d->side);
 	if (d->linger)
 		event_free(d->linger);
 	if (d->tick)
@@ -440,16 +472,14 @@ int mb_dm_burst(const struct mb_opts *o, unsigned peers, unsigned per_peer, json
 	return st;
 }
 
-int mb_dm_rate(const struct mb_opts *o, unsigned peers, unsigned rate, double seconds,
-	       json_t **out)
+int mb_dm_rate_side(const struct mb_opts *o, unsigned peers, unsigned rate, double seconds,
+		    const char *name, json_t *params, const struct mb_side_ops *ops, void *side,
+		    json_t **out)
 {
-	struct dm d = { .open_loop = true };
-	json_t *params = mb_params_common(o);
-	int st;
+	struct dm d = { .open_loop = true, .side_ops = ops, .side = side };
 
 	if (!rate || seconds <= 0) {
-		fprintf(stderr, "meshbench: dm-rate needs R > 0 and T > 0\n");
-		json_decref(params);
+		fprintf(stderr, "meshbench: %s needs a DM rate > 0 and T > 0\n", name);
 		return 2;
 	}
 	d.total = (size_t)((double)rate * seconds);
@@ -459,7 +489,15 @@ int mb_dm_rate(const struct mb_opts *o, unsigned peers, unsigned rate, double se
 	json_object_set_new(params, "seconds", json_real(seconds));
 	json_object_set_new(params, "payload", json_integer(o->payload));
 	json_object_set_new(params, "priority", json_string(o->priority));
-	st = dm_run(o, &d, peers, "dm-rate", params, out);
+	return dm_run(o, &d, peers, name, params, out);
+}
+
+int mb_dm_rate(const struct mb_opts *o, unsigned peers, unsigned rate, double seconds,
+	       json_t **out)
+{
+	json_t *params = mb_params_common(o);
+	int st = mb_dm_rate_side(o, peers, rate, seconds, "dm-rate", params, NULL, NULL, out);
+
 	json_decref(params);
 	return st;
 }

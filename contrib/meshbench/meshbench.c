@@ -23,12 +23,14 @@ static void usage(FILE *f)
 "scenarios:\n"
 "  dm-burst P M      P peers each send M DMs to random peers, W un-acked at a time\n"
 "  dm-rate P R T     open loop: R DMs/s in total for T s over P peers\n"
+"  hook R T [P D]    R POST /hook/set-status per second for T s (status idle, round\n"
+"                    robin over the peers) beside dm-rate P D T (100 peers, 1000/s)\n"
 "  broadcast P K     one of P peers sends K '*' broadcasts; fan-out latency\n"
 "  join-storm P      P peers hello at once; until all acked + all peer_joined seen\n"
 "  idle C            C idle peers; broker RSS per connection\n"
 "  ceiling [P M]     WebSocket echo (P clients x M messages, default 100 x 1000)\n"
 "                    and PostgreSQL pipelined inserts on this machine\n"
-"  report FILE       summary of a results file (JSON lines) against issue 6's targets\n"
+"  report FILE       summary of a results file (JSON lines) against the targets\n"
 "\n"
 "options:\n"
 "  --db URL          database the broker uses (default $DATABASE_URL); required\n"
@@ -56,12 +58,14 @@ static void usage(FILE *f)
 "                    MAX_CONNECTIONS_PER_MESH, and no O(C^2) peer_joined storm)\n"
 "  --linger MS       after completion, listen MS ms more for duplicates (300)\n"
 "  --settle S        dm: then wait up to S s for every queue row to be delivered (30)\n"
+"  --hook-conns N    hook: keep-alive HTTP connections, one request in flight each (4)\n"
 "  --pg-seconds S    ceiling: seconds per insert batch size (2)\n"
 "  --cleanup         delete the seeded mesh afterwards (cascades)\n"
 "  --quiet           less progress on stderr\n"
 "\n"
 "The broker must run with SEND_RATE_LIMIT_PER_MIN=0, and with\n"
-"MAX_CONNECTIONS_PER_MESH >= P for scenarios with more than 100 peers.\n"
+"MAX_CONNECTIONS_PER_MESH >= P for scenarios with more than 100 peers; hook with a\n"
+"HOOK_RATE_LIMIT_PER_MIN above R*T/P, each peer's posts (run uses 1000000).\n"
 "Exit status: 0 completed, 1 timed out or lost messages, 2 usage or set-up error.\n");
 }
 
@@ -96,6 +100,7 @@ enum {
 	OPT_TIMEOUT, OPT_PAYLOAD, OPT_PRIORITY, OPT_INTERVAL, OPT_NO_ACK, OPT_FULL_CRYPTO,
 	OPT_USER_RX, OPT_FULL_PARSE, OPT_HOLD, OPT_PER_CHILD, OPT_LINGER, OPT_PG_SECONDS,
 	OPT_CLEANUP, OPT_QUIET, OPT_MESH_SIZE, OPT_DB_PID, OPT_SETTLE, OPT_NO_HELLO,
+	OPT_HOOK_CONNS,
 };
 
 static const struct option long_opts[] = {
@@ -124,6 +129,7 @@ static const struct option long_opts[] = {
 	{ "no-hello", no_argument, NULL, OPT_NO_HELLO },
 	{ "settle", required_argument, NULL, OPT_SETTLE },
 	{ "mesh-size", required_argument, NULL, OPT_MESH_SIZE },
+	{ "hook-conns", required_argument, NULL, OPT_HOOK_CONNS },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -222,6 +228,10 @@ static bool parse_opts(int argc, char **argv, struct mb_opts *o)
 			if (!parse_uint(optarg, 10000000, &o->mesh_size))
 				return bad("--mesh-size");
 			break;
+		case OPT_HOOK_CONNS:
+			if (!parse_uint(optarg, 64, &o->hook_conns) || !o->hook_conns)
+				return bad("--hook-conns (1..64)");
+			break;
 		case OPT_QUIET: o->quiet = true; break;
 		case 'h':
 			usage(stdout);
@@ -234,13 +244,14 @@ static bool parse_opts(int argc, char **argv, struct mb_opts *o)
 	return true;
 }
 
-/* The positional numbers of a scenario: exactly n of them (n_opt optional). */
-static bool args(int argc, char **argv, int n, int n_opt, unsigned *v, double *t)
+/* The positional numbers of a scenario: exactly n of them (n_opt optional);
+ * with t, the one at t_at is seconds and may be fractional (T). */
+static bool args(int argc, char **argv, int n, int n_opt, unsigned *v, double *t, int t_at)
 {
 	if (argc < n || argc > n + n_opt)
 		return false;
 	for (int i = 0; i < argc; i++) {
-		if (t && i == 2) {      /* dm-rate's T may be fractional */
+		if (t && i == t_at) {
 			if (!parse_double(argv[i], t) || *t <= 0)
 				return false;
 			continue;
@@ -257,9 +268,9 @@ int main(int argc, char **argv)
 		.host = "127.0.0.1", .port = 7900, .window = 1, .timeout_s = 120,
 		.payload = 128, .priority = "next", .interval_ms = 50, .client_ack = true,
 		.hold_s = 15, .per_child = 9000, .mesh_size = 100, .linger_ms = 300, .pg_seconds = 2,
-		.settle_s = 30,
+		.settle_s = 30, .hook_conns = 4,
 	};
-	unsigned v[3] = { 0, 0, 0 };
+	unsigned v[4] = { 0, 0, 0, 0 };
 	double t = 0;
 	json_t *out = NULL;
 	const char *sc;
@@ -309,19 +320,22 @@ int main(int argc, char **argv)
 	}
 	fprintf(stderr, "meshbench: %s; seed %llu. The broker must run with"
 		" SEND_RATE_LIMIT_PER_MIN=0 (every other setting at its default, except"
-		" MAX_CONNECTIONS_PER_MESH >= peers).\n", sc, (unsigned long long)o.seed);
+		" MAX_CONNECTIONS_PER_MESH >= peers%s).\n", sc, (unsigned long long)o.seed,
+		strcmp(sc, "hook") == 0 ? " and HOOK_RATE_LIMIT_PER_MIN above any peer's posts" : "");
 
-	if (strcmp(sc, "dm-burst") == 0 && args(argc, argv, 2, 0, v, NULL))
+	if (strcmp(sc, "dm-burst") == 0 && args(argc, argv, 2, 0, v, NULL, 0))
 		st = mb_dm_burst(&o, v[0], v[1], &out);
-	else if (strcmp(sc, "dm-rate") == 0 && args(argc, argv, 3, 0, v, &t))
+	else if (strcmp(sc, "dm-rate") == 0 && args(argc, argv, 3, 0, v, &t, 2))
 		st = mb_dm_rate(&o, v[0], v[1], t, &out);
-	else if (strcmp(sc, "broadcast") == 0 && args(argc, argv, 2, 0, v, NULL))
+	else if (strcmp(sc, "hook") == 0 && argc != 3 && args(argc, argv, 2, 2, v, &t, 1))
+		st = mb_hook(&o, v[0], t, argc > 2 ? v[2] : 100, argc > 2 ? v[3] : 1000, &out);
+	else if (strcmp(sc, "broadcast") == 0 && args(argc, argv, 2, 0, v, NULL, 0))
 		st = mb_broadcast(&o, v[0], v[1], &out);
-	else if (strcmp(sc, "join-storm") == 0 && args(argc, argv, 1, 0, v, NULL))
+	else if (strcmp(sc, "join-storm") == 0 && args(argc, argv, 1, 0, v, NULL, 0))
 		st = mb_join_storm(&o, v[0], &out);
-	else if (strcmp(sc, "idle") == 0 && args(argc, argv, 1, 0, v, NULL))
+	else if (strcmp(sc, "idle") == 0 && args(argc, argv, 1, 0, v, NULL, 0))
 		st = mb_idle(&o, v[0], &out);
-	else if (strcmp(sc, "ceiling") == 0 && (argc == 0 || args(argc, argv, 2, 0, v, NULL)))
+	else if (strcmp(sc, "ceiling") == 0 && (argc == 0 || args(argc, argv, 2, 0, v, NULL, 0)))
 		st = mb_ceiling(&o, argc ? v[0] : 100, argc ? v[1] : 1000, &out);
 	else {
 		usage(stderr);

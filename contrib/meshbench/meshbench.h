@@ -18,8 +18,9 @@
  *                JSON results, gnuplot CDF
  *   scenario.c   what the scenarios share (base, set-up, plaintext, report)
  *   dm.c broadcast.c joinstorm.c idle.c   the scenarios
+ *   hook.c       POST /hook/set-status over keep-alive HTTP, beside dm-rate
  *   ceiling.c    WebSocket echo and PostgreSQL pipelined insert ceilings
- *   report.c     a results file against issue 6's targets
+ *   report.c     a results file against the targets (issue 6; issue 12: hook)
  *   meshbench.c  command line
  */
 #ifndef MESHBENCH_H
@@ -68,6 +69,7 @@ struct mb_opts {
 	double settle_s;        /* dm: wait this long for the queue to be all delivered */
 	bool cleanup;           /* delete the seeded mesh at the end */
 	bool full_parse;        /* mc_parse system pushes too (no fast path) */
+	unsigned hook_conns;    /* hook: keep-alive HTTP connections, one request each */
 	bool quiet;
 };
 
@@ -106,6 +108,10 @@ struct mb_ws *mb_ws_accept(struct event_base *base, int fd, const struct mb_ws_o
 			   void *user);
 /* Queues one text message (copied) and sends what the socket takes. */
 bool mb_ws_send(struct mb_ws *ws, const char *text, size_t len);
+/* recv() into buf; *rx_ns: CLOCK_MONOTONIC estimate of when the bytes
+ * reached the socket (the kernel's SO_TIMESTAMPNS when kernel_ts and the
+ * socket has it on, else now).  Returns recv()'s value, errno as it left it. */
+ssize_t mb_recv_stamped(int fd, void *buf, size_t len, bool kernel_ts, uint64_t *rx_ns);
 /* Closes without a close frame and without calling ops->closed; safe inside
  * any callback of ws (the memory is released when the callback returns).
  * abort_rst: RST instead of FIN (no TIME_WAIT on our side). */
@@ -247,6 +253,7 @@ struct mb_peer {
 	struct mb_ws *ws;
 	uint64_t t_start_ns, t_ack_ns;
 	uint32_t ack_order;     /* 1-based rank of its hello_ack among all peers */
+	char presence_id[40];   /* from its hello_ack ("" if none) */
 	/* scenario counters */
 	uint32_t sent, acked, inflight;
 };
@@ -304,6 +311,15 @@ bool mb_run_init(struct mb_run *r, const struct mb_opts *o, struct event_base *b
 	__attribute__((warn_unused_result));
 /* Connects peers [from, to) (hello on open); ops->ready per hello_ack. */
 void mb_run_connect(struct mb_run *r, size_t from, size_t to, size_t max_inflight);
+/* What peer idx says in its hello, distinct per peer and per run: the
+ * session id, cwd and pid POST /hook/set-status matches a presence on. */
+#define MB_PEER_PID_BASE 100000
+struct mb_peer_id {
+	char session_id[64];
+	char cwd[64];
+	long long pid;
+};
+void mb_peer_identity(const struct mb_run *r, uint32_t idx, struct mb_peer_id *id);
 /* Sends one frame (malloc'd text, consumed) on a ready peer. */
 bool mb_peer_send(struct mb_peer *p, char *frame);
 /* Runs the loop until r->done or the deadline (seconds from now). */
@@ -357,12 +373,40 @@ void mb_stop_cb(evutil_socket_t fd, short what, void *arg);
 int mb_dm_burst(const struct mb_opts *o, unsigned peers, unsigned per_peer, json_t **out);
 int mb_dm_rate(const struct mb_opts *o, unsigned peers, unsigned rate, double seconds,
 	       json_t **out);
+/* A second load run beside dm-rate's, on the same base and peers (the hook
+ * scenario).  dm.c calls prepare once every peer has its hello_ack (false:
+ * set-up failed), start when the DM grid starts, waits for finished (see
+ * mb_dm_side_finished) before it ends the measured phase, stop after that
+ * phase (and the settle), then ok (false fails the scenario), print (rows
+ * of the latency table, then lines of its own) and json (its fields into
+ * the results object); release before the base is freed, whatever
+ * happened before. */
+struct mb_side_ops {
+	bool (*prepare)(void *side, struct mb_run *r);
+	void (*start)(void *side, uint64_t t0);
+	bool (*finished)(void *side);
+	void (*stop)(void *side);
+	bool (*ok)(void *side);
+	void (*print)(void *side);
+	void (*json)(void *side, json_t *results);
+	void (*release)(void *side);
+};
+/* dm-rate P R T with side running beside it; the JSON says scenario name
+ * with params (the caller's, not consumed). */
+int mb_dm_rate_side(const struct mb_opts *o, unsigned peers, unsigned rate, double seconds,
+		    const char *name, json_t *params, const struct mb_side_ops *ops, void *side,
+		    json_t **out);
+/* The side load of r's dm-rate has finished: the run may end. */
+void mb_dm_side_finished(struct mb_run *r);
+/* hook R T beside dm-rate P D T (hook.c). */
+int mb_hook(const struct mb_opts *o, unsigned hook_rate, double seconds, unsigned peers,
+	    unsigned dm_rate, json_t **out);
 int mb_broadcast(const struct mb_opts *o, unsigned peers, unsigned count, json_t **out);
 int mb_join_storm(const struct mb_opts *o, unsigned peers, json_t **out);
 int mb_idle(const struct mb_opts *o, unsigned conns, json_t **out);
 int mb_ceiling(const struct mb_opts *o, unsigned peers, unsigned per_peer, json_t **out);
 
-/* Prints a results file's scenarios against issue 6's targets; 0, or 2 when
+/* Prints a results file's scenarios against issue 6's (and issue 12's hook) targets; 0, or 2 when
  * the file cannot be read. */
 int mb_report(const char *path);
 

@@ -145,7 +145,8 @@ static void peer_open(struct mb_ws *ws)
 	struct mb_peer *p = mb_ws_user(ws);
 	struct mb_run *r = p->run;
 	struct mb_member *m = &r->mesh.m[p->idx];
-	char sid[64], name[32];
+	struct mb_peer_id id;
+	char name[32];
 	char *hello;
 
 	if (r->o->no_hello) {   /* idle --no-hello: the transport's cost alone */
@@ -153,11 +154,11 @@ static void peer_open(struct mb_ws *ws)
 		peer_ready(r, p, mb_now_ns());
 		return;
 	}
-	snprintf(sid, sizeof(sid), "meshbench-%s-%u", r->run_id, p->idx);
+	mb_peer_identity(r, p->idx, &id);
 	snprintf(name, sizeof(name), "mb-%u", p->idx);
 	hello = mc_hello(&m->key, &(struct mc_hello_opts){
 		.mesh_id = mb_mesh_id_of(&r->mesh, p->idx), .member_id = m->id, .display_name = name,
-		.session_id = sid, .pid = (long long)getpid(), .cwd = "/nonexistent/meshbench",
+		.session_id = id.session_id, .pid = id.pid, .cwd = id.cwd,
 		.hostname = "meshbench", .peer_type = "ai", .channel = "meshbench",
 	});
 	p->state = PEER_HELLO;
@@ -170,6 +171,15 @@ static void peer_open(struct mb_ws *ws)
 	}
 	r->frames_out++;
 	free(hello);
+}
+
+/* Not a process: a number of the peer's own.  The cwd carries the run id,
+ * so peers of two runs never share a (cwd, pid) nor a cwd. */
+void mb_peer_identity(const struct mb_run *r, uint32_t idx, struct mb_peer_id *id)
+{
+	snprintf(id->session_id, sizeof(id->session_id), "meshbench-%s-%u", r->run_id, idx);
+	snprintf(id->cwd, sizeof(id->cwd), "/nonexistent/meshbench/%s/%u", r->run_id, idx);
+	id->pid = MB_PEER_PID_BASE + (long long)idx;
 }
 
 bool mb_peer_send(struct mb_peer *p, char *frame)
@@ -200,6 +210,8 @@ static void peer_ready(struct mb_run *r, struct mb_peer *p, uint64_t rx_ns)
 static void hello_done(struct mb_run *r, struct mb_peer *p, struct mc_frame *f, uint64_t rx_ns)
 {
 	if (f->type == MC_HELLO_ACK) {
+		snprintf(p->presence_id, sizeof(p->presence_id), "%s",
+			 f->hello_ack.presence_id ? f->hello_ack.presence_id : "");
 		peer_ready(r, p, rx_ns);
 		return;
 	}

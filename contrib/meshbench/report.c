@@ -1,5 +1,5 @@
 /* report — a results file (JSON lines) summarised against issue 6's
- * targets.  Thread: main.
+ * targets and issue 12's hook target.  Thread: main.
  */
 #include "config.h"
 
@@ -9,9 +9,19 @@
 
 #include "meshbench.h"
 
+#define REPORT_RUNS 32
+
+/* The DM figures of a dm-rate or hook run, for the comparison at the end. */
+struct dm_figures {
+	size_t line;            /* order in the file */
+	double peers, rate, seconds, p50, p99, p999;
+};
+
 struct report {
 	double ceiling, burst_rate;
 	bool burst_target;      /* burst_rate is from the target's size */
+	struct dm_figures plain[REPORT_RUNS], hooked[REPORT_RUNS];
+	size_t nplain, nhooked, lines;
 };
 
 static double num(json_t *o, const char *path)
@@ -57,7 +67,18 @@ static void report_dm_burst(json_t *j, struct report *rp)
 	}
 }
 
-static void report_dm_rate(json_t *j)
+static void keep_figures(json_t *j, struct dm_figures *v, size_t *n, size_t line)
+{
+	if (*n == REPORT_RUNS)
+		return;
+	v[(*n)++] = (struct dm_figures){
+		line, num(j, "params.peers"), num(j, "params.rate"), num(j, "params.seconds"),
+		num(j, "results.send_push_ms.p50"), num(j, "results.send_push_ms.p99"),
+		num(j, "results.send_push_ms.p999"),
+	};
+}
+
+static void report_dm_rate(json_t *j, struct report *rp)
 {
 	bool at = num(j, "params.peers") == 100 && num(j, "params.rate") == 5000 &&
 		  num(j, "params.seconds") == 20;
@@ -73,6 +94,86 @@ static void report_dm_rate(json_t *j)
 	       num(j, "results.send_push_ms.p99"), num(j, "results.send_push_ms.p999"),
 	       num(j, "results.send_push_ms.max"), num(j, "broker.cpu_s"),
 	       num(j, "broker.peak_rss_mb"), verdict(at, met));
+	keep_figures(j, rp->plain, &rp->nplain, rp->lines);
+}
+
+/* Issue 12: 1 000 hook posts/s with hook p99 <= 5 ms; the DM figures are
+ * compared with a plain dm-rate of the same P D T at the end. */
+static void report_hook(json_t *j, struct report *rp)
+{
+	bool at = num(j, "params.hook_rate") == 1000;
+	bool all = json_is_true(json_object_get(json_object_get(j, "results"), "completed")) &&
+		   num(j, "results.hook.ok") == num(j, "results.hook.total");
+	bool met = all && num(j, "results.hook_p99_ms") >= 0 &&
+		   num(j, "results.hook_p99_ms") <= 5;
+
+	printf("hook %g/s %g s beside dm-rate %g %g: hook sent->answer p50 %.3f p99 %.3f ms"
+	       " (n %g, ok %g, non-200 %g, pending %g), scheduled->answer p99 %.3f ms;"
+	       " DM delivered %.2f %%, scheduled->push p50 %.2f p99 %.2f p99.9 %.2f ms,"
+	       " broker CPU %.1f s\n"
+	       "  target (hook p99 <= 5 ms, every answer ok): %s\n",
+	       num(j, "params.hook_rate"), num(j, "params.seconds"), num(j, "params.peers"),
+	       num(j, "params.rate"), num(j, "results.hook_p50_ms"),
+	       num(j, "results.hook_p99_ms"), num(j, "results.hook_n"),
+	       num(j, "results.hook.ok"), num(j, "results.hook.non200"),
+	       num(j, "results.hook.pending"), num(j, "results.hook_sched_ms.p99"),
+	       num(j, "results.delivered_pct"), num(j, "results.send_push_ms.p50"),
+	       num(j, "results.send_push_ms.p99"), num(j, "results.send_push_ms.p999"),
+	       num(j, "broker.cpu_s"), verdict(at, met));
+	keep_figures(j, rp->hooked, &rp->nhooked, rp->lines);
+}
+
+static bool same_load(const struct dm_figures *a, const struct dm_figures *b)
+{
+	return a->peers == b->peers && a->rate == b->rate && a->seconds == b->seconds;
+}
+
+/* q is a better partner for h than p: before h and later than p (or p
+ * is after h), or both after h and q earlier. */
+static bool closer(const struct dm_figures *q, const struct dm_figures *p,
+		   const struct dm_figures *h)
+{
+	if (q->line < h->line)
+		return p->line > h->line || q->line > p->line;
+	return p->line > h->line && q->line < p->line;
+}
+
+/* Each hook run against the plain dm-rate of the same P D T just before it
+ * (else the first after it), with the spread of every such plain run: the
+ * noise the difference is to be read against. */
+static void report_hook_vs_plain(const struct report *rp)
+{
+	for (size_t i = 0; i < rp->nhooked; i++) {
+		const struct dm_figures *h = &rp->hooked[i], *p = NULL;
+		double lo = -1, hi = -1;
+		size_t n = 0;
+
+		for (size_t k = 0; k < rp->nplain; k++) {
+			const struct dm_figures *q = &rp->plain[k];
+
+			if (!same_load(q, h))
+				continue;
+			if (!p || closer(q, p, h))
+				p = q;
+			lo = n == 0 || q->p99 < lo ? q->p99 : lo;
+			hi = n == 0 || q->p99 > hi ? q->p99 : hi;
+			n++;
+		}
+		if (!p) {
+			printf("hook beside dm-rate %g %g %g: no plain dm-rate %g %g %g in this file"
+			       " to compare the DM latency with\n", h->peers, h->rate, h->seconds,
+			       h->peers, h->rate, h->seconds);
+			continue;
+		}
+		printf("DM scheduled->push, dm-rate %g %g %g without / with hooks: p50 %.2f / %.2f,"
+		       " p99 %.2f / %.2f (%+.2f), p99.9 %.2f / %.2f ms\n"
+		       "  target (DM p99 within noise of the run without hooks): compare with the"
+		       " spread of repeated plain runs\n",
+		       h->peers, h->rate, h->seconds, p->p50, h->p50, p->p99, h->p99,
+		       h->p99 - p->p99, p->p999, h->p999);
+		if (n > 1)
+			printf("  the %zu plain runs' p99: %.2f to %.2f ms\n", n, lo, hi);
+	}
 }
 
 static void report_broadcast(json_t *j)
@@ -155,6 +256,8 @@ int mb_report(const char *path)
 		json_t *j = json_loads(line, 0, &err);
 		const char *sc = json_string_value(json_object_get(j, "scenario"));
 
+		rp.lines++;
+
 		if (!sc) {
 			json_decref(j);
 			continue;
@@ -162,7 +265,9 @@ int mb_report(const char *path)
 		if (strcmp(sc, "dm-burst") == 0)
 			report_dm_burst(j, &rp);
 		else if (strcmp(sc, "dm-rate") == 0)
-			report_dm_rate(j);
+			report_dm_rate(j, &rp);
+		else if (strcmp(sc, "hook") == 0)
+			report_hook(j, &rp);
 		else if (strcmp(sc, "broadcast") == 0)
 			report_broadcast(j);
 		else if (strcmp(sc, "join-storm") == 0)
@@ -175,6 +280,7 @@ int mb_report(const char *path)
 	}
 	free(line);
 	fclose(f);
+	report_hook_vs_plain(&rp);
 	if (rp.ceiling > 0 && rp.burst_rate >= 0)
 		printf("dm-burst throughput = %.1f %% of the ceiling (target >= 30 %%): %s\n",
 		       100.0 * rp.burst_rate / rp.ceiling,

@@ -119,11 +119,12 @@ void mb_ws_close(struct mb_ws *ws, bool abort_rst)
 
 /* ------------------------------------------------------------ wslay glue */
 
-static void stamp(struct mb_ws *ws, const struct timespec *kts)
+/* CLOCK_MONOTONIC of a kernel receive timestamp (CLOCK_REALTIME); now when
+ * there is none. */
+static uint64_t rx_time(const struct timespec *kts)
 {
 	uint64_t now = mb_now_ns();
 
-	ws->rx_ns = now;
 	if (kts) {
 		struct timespec rt;
 		int64_t age;
@@ -133,14 +134,18 @@ static void stamp(struct mb_ws *ws, const struct timespec *kts)
 		      (rt.tv_nsec - kts->tv_nsec);
 		/* A wall clock step makes age meaningless: keep "now" then. */
 		if (age > 0 && (uint64_t)age < 60 * MB_NS_PER_S && (uint64_t)age < now)
-			ws->rx_ns = now - (uint64_t)age;
+			return now - (uint64_t)age;
 	}
+	return now;
 }
 
-static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-		       void *user)
+static void stamp(struct mb_ws *ws, const struct timespec *kts)
 {
-	struct mb_ws *ws = user;
+	ws->rx_ns = rx_time(kts);
+}
+
+ssize_t mb_recv_stamped(int fd, void *buf, size_t len, bool kernel_ts, uint64_t *rx_ns)
+{
 	char cbuf[CMSG_SPACE(sizeof(struct timespec)) + 64];
 	struct iovec iov = { .iov_base = buf, .iov_len = len };
 	struct msghdr mh = {
@@ -148,6 +153,26 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
 		.msg_control = cbuf, .msg_controllen = sizeof(cbuf),
 	};
 	const struct timespec *kts = NULL;
+	ssize_t r;
+
+	do
+		r = recvmsg(fd, &mh, 0);
+	while (r < 0 && errno == EINTR);
+	if (r <= 0)
+		return r;
+	if (kernel_ts) {
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS)
+				kts = (const struct timespec *)(const void *)CMSG_DATA(c);
+	}
+	*rx_ns = rx_time(kts);
+	return r;
+}
+
+static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
+		       void *user)
+{
+	struct mb_ws *ws = user;
 	ssize_t r;
 
 	if (ws->dead) {
@@ -163,9 +188,7 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
 		ws->pre_off += n;
 		return (ssize_t)n;
 	}
-	do
-		r = recvmsg(ws->fd, &mh, 0);
-	while (r < 0 && errno == EINTR);
+	r = mb_recv_stamped(ws->fd, buf, len, ws->kernel_ts, &ws->rx_ns);
 	if (r < 0) {
 		wslay_event_set_error(ctx, errno == EAGAIN || errno == EWOULDBLOCK ?
 				      WSLAY_ERR_WOULDBLOCK : WSLAY_ERR_CALLBACK_FAILURE);
@@ -175,12 +198,6 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
 		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
 		return -1;
 	}
-	if (ws->kernel_ts) {
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS)
-				kts = (const struct timespec *)(const void *)CMSG_DATA(c);
-	}
-	stamp(ws, kts);
 	return r;
 }
 

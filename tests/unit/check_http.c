@@ -809,6 +809,7 @@ START_TEST(test_status_text)
 		{ 411, "Length Required" },
 		{ 413, "Payload Too Large" },
 		{ 426, "Upgrade Required" },
+		{ 429, "Too Many Requests" },
 		{ 431, "Request Header Fields Too Large" },
 		{ 500, "Internal Server Error" },
 		{ 501, "Not Implemented" },
