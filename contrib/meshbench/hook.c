@@ -98,10 +98,9 @@ static void hook_check_finished(struct hook *h)
 
 /* ------------------------------------------------------------ connections */
 
-static void hc_close(struct hook_conn *c, const char *why)
+/* Its events and socket go. */
+static void hc_drop(struct hook_conn *c)
 {
-	struct hook *h = c->h;
-
 	if (c->rev)
 		event_free(c->rev);
 	if (c->wev)
@@ -110,6 +109,13 @@ static void hc_close(struct hook_conn *c, const char *why)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
+}
+
+static void hc_close(struct hook_conn *c, const char *why)
+{
+	struct hook *h = c->h;
+
+	hc_drop(c);
 	if (c->state == HC_IDLE || c->state == HC_BUSY)
 		h->connected--;
 	if (c->state == HC_BUSY) {
@@ -130,14 +136,7 @@ static void hc_close(struct hook_conn *c, const char *why)
 /* The end: sockets and events go, nothing is counted. */
 static void hc_release(struct hook_conn *c)
 {
-	if (c->rev)
-		event_free(c->rev);
-	if (c->wev)
-		event_free(c->wev);
-	c->rev = c->wev = NULL;
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
+	hc_drop(c);
 	c->state = HC_DOWN;
 }
 
@@ -193,29 +192,6 @@ static bool hc_send(struct hook_conn *c, size_t post, uint64_t sched)
 	return true;
 }
 
-/* Value of header name (case-insensitive) in head (NUL after its last
- * CRLF); NULL if absent. */
-static const char *hc_header(const char *head, const char *name, size_t *vlen)
-{
-	size_t nl = strlen(name);
-
-	for (const char *l = strstr(head, "\r\n"); l && l[2]; l = strstr(l + 2, "\r\n")) {
-		const char *s = l + 2, *e;
-
-		if (strncasecmp(s, name, nl) != 0 || s[nl] != ':')
-			continue;
-		s += nl + 1;
-		while (*s == ' ' || *s == '\t')
-			s++;
-		e = strstr(s, "\r\n");
-		if (!e)
-			return NULL;
-		*vlen = (size_t)(e - s);
-		return s;
-	}
-	return NULL;
-}
-
 /* One whole answer in c->in: check it and count it. */
 static void hc_answer(struct hook_conn *c, int status, const char *body, size_t blen,
 		      uint64_t rx)
@@ -268,14 +244,14 @@ static bool hc_parse(struct hook_conn *c, uint64_t rx)
 		hc_close(c, "bad status line");
 		return true;
 	}
-	end[2] = '\0';  /* hc_header stops at the empty line */
-	v = hc_header(c->in, "content-length", &vlen);
+	end[2] = '\0';  /* mb_http_header stops at the empty line */
+	v = mb_http_header(c->in, "content-length", &vlen);
 	if (v && vlen && v[0] >= '0' && v[0] <= '9') {
 		cl = strtoull(v, &e, 10);
 		if (e != v + vlen)
 			cl = ULLONG_MAX;
 	}
-	v = hc_header(c->in, "connection", &vlen);
+	v = mb_http_header(c->in, "connection", &vlen);
 	close_after = v && vlen == 5 && strncasecmp(v, "close", 5) == 0;
 	end[2] = '\r';
 	if (cl > HOOK_IN_MAX) {

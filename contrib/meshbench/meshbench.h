@@ -112,6 +112,9 @@ bool mb_ws_send(struct mb_ws *ws, const char *text, size_t len);
  * reached the socket (the kernel's SO_TIMESTAMPNS when kernel_ts and the
  * socket has it on, else now).  Returns recv()'s value, errno as it left it. */
 ssize_t mb_recv_stamped(int fd, void *buf, size_t len, bool kernel_ts, uint64_t *rx_ns);
+/* The value of header `name` (case-insensitive) in an HTTP response head
+ * (CRLF lines, up to the empty line or the NUL), trimmed; NULL if absent. */
+const char *mb_http_header(const char *head, const char *name, size_t *vlen);
 /* Closes without a close frame and without calling ops->closed; safe inside
  * any callback of ws (the memory is released when the callback returns).
  * abort_rst: RST instead of FIN (no TIME_WAIT on our side). */

@@ -304,8 +304,7 @@ static bool accept_key(const char *key, size_t key_len, char out[32])
 	return true;
 }
 
-/* Value of header name (case-insensitive) in the head; NULL if absent. */
-static const char *header(const char *head, const char *name, size_t *vlen)
+const char *mb_http_header(const char *head, const char *name, size_t *vlen)
 {
 	size_t nl = strlen(name);
 
@@ -394,10 +393,10 @@ static const char *client_head(struct mb_ws *ws, bool *more)
 		*more = ws->hs_len < HS_MAX;
 		return *more ? NULL : "upgrade response head too long";
 	}
-	end[2] = '\0';  /* header() stops at the terminating empty line */
+	end[2] = '\0';  /* mb_http_header() stops at the terminating empty line */
 	if (strncmp(ws->hs, "HTTP/1.1 101", 12) != 0)
 		return "upgrade refused (no 101)";
-	v = header(ws->hs, "sec-websocket-accept", &vlen);
+	v = mb_http_header(ws->hs, "sec-websocket-accept", &vlen);
 	if (!v || vlen != strlen(ws->accept) || memcmp(v, ws->accept, vlen) != 0)
 		return "bad Sec-WebSocket-Accept";
 	if (!start_wslay(ws, (size_t)(end + 4 - ws->hs)))
@@ -419,7 +418,7 @@ static const char *server_head(struct mb_ws *ws, bool *more)
 		return *more ? NULL : "request head too long";
 	}
 	end[2] = '\0';
-	key = header(ws->hs, "sec-websocket-key", &klen);
+	key = mb_http_header(ws->hs, "sec-websocket-key", &klen);
 	if (!key || !accept_key(key, klen, acc))
 		return "no Sec-WebSocket-Key";
 	ws->out = malloc(256);
