@@ -79,18 +79,25 @@ void conntab_defer_uncork(struct conntab *t, struct conn *c)
 	if (c->uncork_listed)
 		return;
 	c->uncork_listed = true;
-	c->next_uncork = t->uncorking;
-	t->uncorking = c;
+	c->next_uncork = NULL;
+	if (t->uncorking_tail)
+		t->uncorking_tail->next_uncork = c;
+	else
+		t->uncorking = c;
+	t->uncorking_tail = c;
 }
 
 /* Conns stay allocated until conntab_free_closed(), after this. */
 void conntab_uncork_all(struct conntab *t)
 {
-	while (t->uncorking) {
-		struct conn *c = t->uncorking;
-		t->uncorking = c->next_uncork;
+	/* Taken whole: a connection corked again meanwhile waits for the next. */
+	struct conn *c = t->uncorking;
+	t->uncorking = t->uncorking_tail = NULL;
+	while (c) {
+		struct conn *next = c->next_uncork;
 		c->next_uncork = NULL;
 		conn_uncork(c);
+		c = next;
 	}
 }
 

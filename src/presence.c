@@ -388,11 +388,11 @@ static long drop_group(json_t *groups, const char *name)
 bool presence_in_group(const struct presence *p, const char *name)
 {
 	MESHD_ASSERT_ON_WORKER(p->mesh->shard);
-	size_t i, len = strlen(name);
+	size_t i;
 	json_t *g;
 	json_array_foreach(p->groups, i, g) {
 		const char *n = json_string_value(json_object_get(g, "name"));
-		if (n && strncmp(n, name, len) == 0 && (n[len] == '\0' || n[len] == '/'))
+		if (n && strcmp(n, name) == 0)
 			return true;
 	}
 	return false;

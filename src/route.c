@@ -440,32 +440,49 @@ static void audit_sent(struct shard *s, const struct send_row *r)
 }
 
 /* The batch committed (or failed): ack each send, then fan out. */
+/* The acks of a committed batch, each to its sender if it is still there. */
+static void ack_batch(struct shard *sh, const struct sent *batch, const struct db_job *j)
+{
+	for (size_t i = 0; i < batch->n; i++) {
+		const struct send_row *r = &batch->rows[i];
+		struct conn *c = conntab_get(sh->conns, r->slot, r->gen);
+		struct presence *from = shard_presence(sh, r->mesh_id, r->sender);
+		if (!j->ok)
+			metrics_inc_label(METRIC_MESSAGES_REJECTED, MSG_REJECT_PARSE_OR_HANDLER);
+		if (!c || !from || session_presence(c) != from)
+			continue;
+		if (j->ok) {
+			ack_ok(c, r->req_id, r->id);
+		} else {
+			char text[256];
+			/* Not a "permanent" pattern for the daemon: it retries. */
+			snprintf(text, sizeof(text), "internal: %s", j->error);
+			ack_error(c, r->req_id, text);
+		}
+	}
+}
+
+/* The batch committed (or failed): ack each send, then fan out.  Every ack
+ * is handed to the kernel before the first push of the batch (§6.1 step 6):
+ * a client holding both sockets matches a push to its send by the ack's
+ * messageId, so a push that overtakes its ack is lost to it until the
+ * redelivery. */
 static void sent_done(struct db_job *j, void *owner)
 {
 	struct sent *batch = j->arg;
 	struct shard *sh = owner;
 	db_stream_done(batch->stream);
+	ack_batch(sh, batch, j);
+	if (!j->ok)
+		return;
+	conntab_uncork_all(sh->conns);
 	char now_iso[32];
 	log_iso8601(now_iso, clock_wall_ms());
 	/* created_at is the transaction's now(), the same for every row. */
-	const char *created = j->ok && PQntuples(j->res) > 0 ? PQgetvalue(j->res, 0, 0) : now_iso;
+	const char *created = PQntuples(j->res) > 0 ? PQgetvalue(j->res, 0, 0) : now_iso;
 	for (size_t i = 0; i < batch->n; i++) {
 		const struct send_row *r = &batch->rows[i];
-		struct conn *c = conntab_get(sh->conns, r->slot, r->gen);
 		struct presence *from = shard_presence(sh, r->mesh_id, r->sender);
-		bool live = c && from && session_presence(c) == from;
-		if (!j->ok) {
-			metrics_inc_label(METRIC_MESSAGES_REJECTED, MSG_REJECT_PARSE_OR_HANDLER);
-			if (live) {
-				char text[256];
-				/* Not a "permanent" pattern for the daemon: it retries. */
-				snprintf(text, sizeof(text), "internal: %s", j->error);
-				ack_error(c, r->req_id, text);
-			}
-			continue;
-		}
-		if (live)
-			ack_ok(c, r->req_id, r->id);
 		audit_sent(sh, r);
 		if (!from)
 			continue;

@@ -40,7 +40,8 @@ struct conntab {
 
 	struct conn *closing;      /* freed after the current loop iteration */
 	struct conn *migrating;    /* handed to their owner after the iteration */
-	struct conn *uncorking;    /* corked this iteration */
+	struct conn *uncorking;    /* corked this iteration, in the order they corked */
+	struct conn *uncorking_tail;
 };
 
 void conntab_init(struct conntab *t, int id, struct event_base *base, const struct config *cfg,
@@ -64,6 +65,10 @@ void conntab_defer_migrate(struct conntab *t, struct conn *c);
 void conntab_defer_uncork(struct conntab *t, struct conn *c);
 
 /* After the loop iteration, in this order: */
+/* Sends every cork in the order the connections first corked in the
+ * iteration, so frames reach the kernel in the order they were made across
+ * sockets too: a send's ack before the push it caused (PROTOCOL.md §6.1
+ * step 6, observable by a client that reads both sockets). */
 void conntab_uncork_all(struct conntab *t);
 /* The next connection to hand over (still open, still in the table), or NULL. */
 struct conn *conntab_take_migrating(struct conntab *t);

@@ -75,9 +75,9 @@ bool presence_write_status(struct presence *p, int status, int source) __attribu
  * The transcript is read here, on the worker (status.h bounds the I/O). */
 enum peer_status presence_effective_status(struct presence *p);
 
-/* `@name` reaches a peer in group `name` or in any group below it
- * (`name/…`): the hierarchy the reference's drains mean (§6.3), applied to
- * the push itself since multicast rows are never drained (Q14). */
+/* `@name` reaches a peer in group `name`, exactly: "group routing is
+ * exact-name only" (§6.3); `@backend` does not reach `backend/api`.
+ * Multicast rows are never drained (Q14), so the push is the whole rule. */
 bool presence_in_group(const struct presence *p, const char *name);
 
 /* Every TTL_SWEEP_INTERVAL_SECONDS, this shard only (D10):

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <poll.h>
 
 #include <sys/stat.h>
 
@@ -137,7 +138,7 @@ static void expect_multicast(struct mt_peer *to, const struct mt_peer *from, con
 	mc_frame_free(&f);
 }
 
-/* *, @all, @group (with sub-groups) and #topic reach exactly the right
+/* *, @all, @group (exact names: §6.3) and #topic reach exactly the right
  * peers, and nothing crosses into a mesh with the same names and groups. */
 START_TEST(multicast_targets_and_isolation)
 {
@@ -159,7 +160,12 @@ START_TEST(multicast_targets_and_isolation)
 	ck_assert(ack.ack.queued);
 	mc_frame_free(&ack);
 	expect_multicast(&px[1], &px[0], "to backend");
-	expect_multicast(&px[2], &px[0], "to backend");
+	ck_assert(mt_quiet(&px[2], 300, true)); /* backend/api is a group of its own */
+	ck_assert(mt_multicast(&px[0], "@backend/api", "to api", "next", &ack));
+	ck_assert(ack.ack.queued);
+	mc_frame_free(&ack);
+	expect_multicast(&px[2], &px[0], "to api");
+	ck_assert(mt_quiet(&px[1], 300, true));
 
 	ck_assert(mt_multicast(&px[0], "*", "to all", "low", &ack));
 	mc_frame_free(&ack);
@@ -184,6 +190,99 @@ START_TEST(multicast_targets_and_isolation)
 		mt_close(&px[i]);
 		mt_close(&py[i]);
 	}
+}
+END_TEST
+
+/* A frame already received on p's socket, without waiting (pings skipped). */
+static bool frame_now(struct mt_peer *p, struct mc_frame *f)
+{
+	for (;;) {
+		struct wsc_msg m;
+		int kind = wsc_recv(p->ws, &m, 0);
+		if (kind == WSC_TEXT) {
+			bool ok = mc_parse(m.data, m.len, f);
+			wsc_msg_free(&m);
+			return ok;
+		}
+		if (kind != WSC_TIMEOUT)
+			wsc_msg_free(&m);
+		if (kind != WSC_PING && kind != WSC_PONG)
+			return false;
+	}
+}
+
+/* §6.1 step 6, as a client holding both sockets in one loop sees it (the
+ * reference's own load-test script does): when a push can be read, the
+ * ack of its send can be read already.  DMs (the fast path: pushed from
+ * the same completion as the ack) and broadcasts.  All of a mesh's
+ * connections live on its owner worker, so this is one worker's ordering;
+ * make check runs it with 4 workers and with 1. */
+START_TEST(ack_is_readable_before_the_push_it_caused)
+{
+	struct mc_identity ids[2];
+	seed("meshO", 2, ids);
+	struct mt_peer a, b;
+	join(&a, "meshO", 0, ids, NULL);
+	join(&b, "meshO", 1, ids, NULL);
+	int overtaken = 0;
+	for (int i = 0; i < 1000; i++) {
+		bool multicast = i % 4 == 3;
+		char id[24], *nonce = NULL, *ct = NULL;
+		snprintf(id, sizeof(id), "order-%d", i);
+		if (multicast)
+			ct = mc_b64("x", 1);
+		else
+			ck_assert(mc_encrypt_dm(&a.id, mt_pubkey(&b), "x", 1, &nonce, &ct));
+		struct mc_send_opts o = { .id = id, .target_spec = multicast ? "*" : mt_pubkey(&b),
+					  .priority = "now", .nonce = nonce ? nonce : "",
+					  .ciphertext = ct };
+		char *frame = mc_send(&o);
+		ck_assert(mt_send_raw(&a, frame));
+		free(frame);
+		free(nonce);
+		free(ct);
+		char mid[64] = "";
+		bool acked = false, pushed = false;
+		long long deadline = httpc_now_ms() + 10000;
+		while (!(acked && pushed) && httpc_now_ms() < deadline) {
+			struct mc_frame f;
+			if (!acked && frame_now(&a, &f)) {
+				if (f.type == MC_ACK) {
+					ck_assert(f.ack.queued);
+					snprintf(mid, sizeof(mid), "%s", f.ack.message_id);
+					acked = true;
+				}
+				mc_frame_free(&f);
+				continue;
+			}
+			if (!pushed && frame_now(&b, &f)) {
+				if (f.type == MC_PUSH && !f.push.system) {
+					/* Readable now: so must its ack be, already. */
+					struct mc_frame g;
+					if (!acked && frame_now(&a, &g)) {
+						if (g.type == MC_ACK) {
+							snprintf(mid, sizeof(mid), "%s", g.ack.message_id);
+							acked = true;
+						}
+						mc_frame_free(&g);
+					}
+					if (!acked)
+						overtaken++;
+					else
+						ck_assert_str_eq(f.push.message_id, mid);
+					pushed = true;
+				}
+				mc_frame_free(&f);
+				continue;
+			}
+			struct pollfd pf[2] = { { wsc_fd(a.ws), POLLIN, 0 }, { wsc_fd(b.ws), POLLIN, 0 } };
+			poll(pf, 2, 50);
+		}
+		ck_assert_msg(acked && pushed, "send %d: acked %d pushed %d", i, acked, pushed);
+	}
+	ck_assert_int_eq(overtaken, 0);
+	mt_close(&a);
+	mt_close(&b);
 }
 END_TEST
 
@@ -589,6 +688,7 @@ int main(void)
 	tcase_add_test(tc, dm_to_session_and_member_keys);
 	tcase_add_test(tc, priority_gating_dnd);
 	tcase_add_test(tc, priority_gating_working_from_jsonl);
+	tcase_add_test(tc, ack_is_readable_before_the_push_it_caused);
 	tcase_add_test(tc, redelivery_after_lease_and_client_ack);
 	tcase_add_test(tc, send_rejections);
 	tcase_add_test(tc, presence_requests_and_audit_chain);
