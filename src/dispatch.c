@@ -50,7 +50,8 @@ static void dispatch_request(struct conn *c, const json_t *msg, const char *type
 	}
 }
 
-void dispatch_message(struct conn *c, const uint8_t *data, size_t len)
+/* One WebSocket message: one JSON document. */
+static void dispatch_message(struct conn *c, const uint8_t *data, size_t len)
 {
 	json_error_t err;
 	/* JSON_DECODE_ANY: a bare number or string is valid JSON, and gets

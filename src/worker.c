@@ -61,7 +61,6 @@ static void begin_drain(struct worker *w, int timeout_ms)
 	/* §7.13 / D10: this process's presences are marked disconnected (the
 	 * db thread writes it before it stops), then every socket is closed. */
 	presence_shutdown_shard(&w->shard);
-	w->draining = true;
 	w->shard.draining = true;
 	struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
 	evtimer_add(w->drain_deadline, &tv);
@@ -70,7 +69,7 @@ static void begin_drain(struct worker *w, int timeout_ms)
 
 static void adopt(struct worker *w, struct conn *c)
 {
-	if (w->draining || !conn_attach(&w->conns, c)) {
+	if (w->shard.draining || !conn_attach(&w->conns, c)) {
 		conn_free(c);
 		return;
 	}
@@ -82,7 +81,7 @@ static void handle(struct worker *w, struct msg *m)
 	switch (m->type) {
 	case MSG_NEW_CONN: {
 		struct msg_new_conn *nc = (struct msg_new_conn *)m;
-		if (w->draining)
+		if (w->shard.draining)
 			close(nc->fd);
 		else
 			conn_open(&w->conns, nc->fd, nc->addr, &dispatch_conn_ops);
@@ -139,7 +138,7 @@ static void arm_sweep(struct worker *w)
 static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
-	if (w->draining)
+	if (w->shard.draining)
 		return;
 	presence_sweep_shard(&w->shard);
 	arm_sweep(w);
@@ -164,7 +163,7 @@ static void *worker_main(void *arg)
 		/* One iteration, then the work deferred to its end (STYLE.md §5–6). */
 		event_base_loop(w->base, EVLOOP_ONCE);
 		after_iteration(w, false);
-		if (w->draining && conntab_count(&w->conns) == 0)
+		if (w->shard.draining && conntab_count(&w->conns) == 0)
 			w->stop = true;
 	}
 	flush_batches(w, true);

@@ -14,9 +14,6 @@
 #ifndef MESHD_DISPATCH_H
 #define MESHD_DISPATCH_H
 
-#include <stddef.h>
-#include <stdint.h>
-
 struct conn;
 struct conn_ops;
 
@@ -26,9 +23,5 @@ extern const struct conn_ops dispatch_conn_ops;
 /* The connection arrived from another worker (MSG_ADOPT_CONN) and is
  * attached to this one: the handshake carries on here. */
 void dispatch_adopted(struct conn *c);
-
-/* One WebSocket message (what dispatch_conn_ops.ws_message runs); exposed
- * for the fuzz harness. */
-void dispatch_message(struct conn *c, const uint8_t *data, size_t len);
 
 #endif

@@ -4,10 +4,10 @@
 #ifndef MESHD_ENDPOINT_H
 #define MESHD_ENDPOINT_H
 
+#include <stddef.h>
+
 struct conn;
 struct http_request;
-
-#include <stddef.h>
 
 /* Answers one complete, non-upgrade request with its body (conn.h's
  * ops->http_request: NULL when none or not read). */

@@ -159,7 +159,8 @@ struct shard {
 	struct db_stream audit;       /* AUDIT_SQL_APPEND_MANY, write-behind */
 	struct db_stream acks;        /* CLIENTACK_SQL_MANY, write-behind (clientack.c) */
 	struct route_batch *route_batch; /* route.c's sends */
-	bool draining;                /* shutting down: presences are not kept in grace */
+	bool draining;                /* MSG_SHUTDOWN received: presences are not kept in
+				       * grace, the worker stops once no connection is left */
 	struct jsonl_cache *jsonl;    /* transcript inference, remembered (jsonlcache.h) */
 	struct hook_wait *hook_waits; /* hook requests of this worker's, in flight (hook.c) */
 	uint64_t hook_next_id;

@@ -54,7 +54,6 @@ struct worker {
 	struct conntab conns;
 	struct shard shard;
 	bool stop;
-	bool draining; /* MSG_SHUTDOWN received: stop once no connection is left */
 	struct event *drain_deadline;
 	struct event *sweep_timer;   /* TTL and stale sweeps of this shard */
 };

@@ -13,7 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -93,17 +92,6 @@ static const char *hook_presence(const char *body)
 	return id;
 }
 
-static void seed(const char *mesh, int n, struct mc_identity *ids)
-{
-	mt_seed_mesh(itest_db_url(), mesh, mesh);
-	for (int i = 0; i < n; i++) {
-		char mid[64], name[8];
-		snprintf(mid, sizeof(mid), "%s-m%d", mesh, i);
-		snprintf(name, sizeof(name), "%c", 'a' + i);
-		mt_seed_member(itest_db_url(), mesh, mid, name, &ids[i]);
-	}
-}
-
 static void join_at(struct mt_peer *p, const char *mesh, int i, struct mc_identity *ids,
 		    const char *session_id, long long pid, const char *cwd)
 {
@@ -113,43 +101,6 @@ static void join_at(struct mt_peer *p, const char *mesh, int i, struct mc_identi
 	struct mt_where w = { session_id, pid, cwd };
 	ck_assert_msg(mt_connect_where(p, B.port, mesh, mid, &ids[i], name, NULL, &w), "hello %s/%s",
 		      mesh, name);
-}
-
-static const char *peer_status(struct mt_peer *p, const char *pubkey)
-{
-	static char status[16];
-	char *lp = mc_list_peers("st");
-	ck_assert(mt_send_raw(p, lp));
-	free(lp);
-	struct mc_frame f;
-	ck_assert(mt_wait(p, MC_PEERS_LIST, &f, 5000));
-	status[0] = '\0';
-	size_t i;
-	json_t *e;
-	json_array_foreach(f.peers_list.peers, i, e)
-		if (strcmp(json_string_value(json_object_get(e, "pubkey")), pubkey) == 0)
-			snprintf(status, sizeof(status), "%s",
-				 json_string_value(json_object_get(e, "status")));
-	mc_frame_free(&f);
-	return status;
-}
-
-static void dm_ok(struct mt_peer *from, struct mt_peer *to, const char *text, const char *prio)
-{
-	struct mc_frame ack;
-	ck_assert(mt_dm(from, to, text, prio, NULL, &ack));
-	ck_assert_msg(ack.ack.queued, "%s", ack.ack.error);
-	mc_frame_free(&ack);
-}
-
-static void expect_dm(struct mt_peer *to, const char *text)
-{
-	struct mc_frame f;
-	ck_assert_msg(mt_wait_push(to, &f, 10000), "no push for %s", to->name);
-	char got[128];
-	ck_assert(mt_open_dm(to, &f, got, sizeof(got)));
-	ck_assert_str_eq(got, text);
-	mc_frame_free(&f);
 }
 
 static void db_status(const char *member_id, const char *want)
@@ -236,7 +187,7 @@ END_TEST
 START_TEST(match_by_pid_then_latest_cwd_then_session_id)
 {
 	struct mc_identity ids[4];
-	seed("meshH", 4, ids);
+	mt_seed_members(itest_db_url(), "meshH", 4, ids);
 	struct mt_peer a, b, c, d;
 	join_at(&a, "meshH", 0, ids, "sess-a", 100, "/w/shared");
 	join_at(&b, "meshH", 1, ids, "sess-b", 200, "/w/shared");
@@ -246,7 +197,7 @@ START_TEST(match_by_pid_then_latest_cwd_then_session_id)
 	/* cwd + pid. */
 	ck_assert_str_eq(hook_presence("{\"cwd\":\"/w/shared\",\"pid\":200,\"status\":\"working\"}"),
 			 b.presence_id);
-	ck_assert_str_eq(peer_status(&a, b.id.pk_hex), "working");
+	ck_assert_str_eq(mt_peer_status(&a, b.id.pk_hex), "working");
 	db_status("meshH-m1", "working/hook");
 	/* A pid that matches nothing: the latest presence with the cwd. */
 	ck_assert_str_eq(hook_presence("{\"cwd\":\"/w/shared\",\"pid\":999,\"status\":\"working\"}"),
@@ -257,7 +208,7 @@ START_TEST(match_by_pid_then_latest_cwd_then_session_id)
 	ck_assert_str_eq(hook_presence("{\"cwd\":\"/w/other\",\"pid\":400,\"session_id\":\"sess-a\","
 				       "\"status\":\"dnd\"}"),
 			 a.presence_id);
-	ck_assert_str_eq(peer_status(&d, a.id.pk_hex), "dnd");
+	ck_assert_str_eq(mt_peer_status(&d, a.id.pk_hex), "dnd");
 	/* An unknown session id falls back to the reference's order. */
 	ck_assert_str_eq(hook_presence("{\"cwd\":\"/w/other\",\"session_id\":\"nope\",\"status\":\"working\"}"),
 			 d.presence_id);
@@ -281,16 +232,16 @@ START_TEST(lookup_spans_meshes_and_shards)
 	if (workers() > 1)
 		ck_assert_int_ne(shard_owner(m1, workers()), shard_owner(m2, workers()));
 	struct mc_identity i1[1], i2[1];
-	seed(m1, 1, i1);
-	seed(m2, 1, i2);
+	mt_seed_members(itest_db_url(), m1, 1, i1);
+	mt_seed_members(itest_db_url(), m2, 1, i2);
 	struct mt_peer a, b;
 	join_at(&a, m1, 0, i1, NULL, 11, "/w/x");
 	join_at(&b, m2, 0, i2, NULL, 22, "/w/x");
 	ck_assert_str_eq(hook_presence("{\"cwd\":\"/w/x\",\"status\":\"working\"}"), b.presence_id);
 	ck_assert_str_eq(hook_presence("{\"cwd\":\"/w/x\",\"pid\":11,\"status\":\"working\"}"),
 			 a.presence_id);
-	ck_assert_str_eq(peer_status(&a, a.id.pk_hex), "working");
-	ck_assert_str_eq(peer_status(&b, b.id.pk_hex), "working");
+	ck_assert_str_eq(mt_peer_status(&a, a.id.pk_hex), "working");
+	ck_assert_str_eq(mt_peer_status(&b, b.id.pk_hex), "working");
 	mt_close(&a);
 	mt_close(&b);
 }
@@ -301,20 +252,20 @@ END_TEST
 START_TEST(hook_working_holds_idle_releases_dnd_survives)
 {
 	struct mc_identity ids[2];
-	seed("meshT", 2, ids);
+	mt_seed_members(itest_db_url(), "meshT", 2, ids);
 	struct mt_peer a, b;
 	join_at(&a, "meshT", 0, ids, NULL, 10, "/w/a");
 	join_at(&b, "meshT", 1, ids, NULL, 20, "/w/b");
 	ck_assert_str_eq(hook_presence("{\"cwd\":\"/w/b\",\"pid\":20,\"status\":\"working\"}"),
 			 b.presence_id);
-	dm_ok(&a, &b, "held", "next");
-	dm_ok(&a, &b, "urgent", "now");
-	expect_dm(&b, "urgent");
+	mt_dm_ok(&a, &b, "held", "next");
+	mt_dm_ok(&a, &b, "urgent", "now");
+	mt_expect_dm(&b, "urgent", NULL);
 	ck_assert(mt_quiet(&b, 500, true));
 	/* idle admits next: released at once (D4), not at the next trigger. */
 	ck_assert_str_eq(hook_presence("{\"cwd\":\"/w/b\",\"pid\":20,\"status\":\"idle\"}"),
 			 b.presence_id);
-	expect_dm(&b, "held");
+	mt_expect_dm(&b, "held", NULL);
 	db_status("meshT-m1", "idle/hook");
 
 	/* A hook may set dnd, but never clears it: the answer names it anyway. */
@@ -322,8 +273,8 @@ START_TEST(hook_working_holds_idle_releases_dnd_survives)
 			 b.presence_id);
 	ck_assert_str_eq(hook_presence("{\"cwd\":\"/w/b\",\"pid\":20,\"status\":\"idle\"}"),
 			 b.presence_id);
-	ck_assert_str_eq(peer_status(&a, b.id.pk_hex), "dnd");
-	dm_ok(&a, &b, "held again", "low");
+	ck_assert_str_eq(mt_peer_status(&a, b.id.pk_hex), "dnd");
+	mt_dm_ok(&a, &b, "held again", "low");
 	ck_assert(mt_quiet(&b, 500, true));
 	db_status("meshT-m1", "dnd/hook");
 	mt_close(&a);
@@ -340,14 +291,14 @@ START_TEST(ttl_sweep_flips_a_stuck_hook_working)
 			       "HOOK_FRESH_WINDOW_SECONDS=1", NULL };
 	start(more);
 	struct mc_identity ids[2];
-	seed("meshS", 2, ids);
+	mt_seed_members(itest_db_url(), "meshS", 2, ids);
 	struct mt_peer a, b;
 	join_at(&a, "meshS", 0, ids, NULL, 10, "/w/a");
 	join_at(&b, "meshS", 1, ids, NULL, 20, "/w/b");
 	ck_assert_str_eq(hook_presence("{\"cwd\":\"/w/b\",\"status\":\"working\"}"), b.presence_id);
-	dm_ok(&a, &b, "after the sweep", "next");
-	expect_dm(&b, "after the sweep");
-	ck_assert_str_eq(peer_status(&a, b.id.pk_hex), "idle");
+	mt_dm_ok(&a, &b, "after the sweep", "next");
+	mt_expect_dm(&b, "after the sweep", NULL);
+	ck_assert_str_eq(mt_peer_status(&a, b.id.pk_hex), "idle");
 	ck_assert_int_ge(itest_metric(B.port, "broker_ttl_sweeps_total{flipped=\"1\"}"), 1);
 	mt_close(&a);
 	mt_close(&b);
@@ -359,37 +310,28 @@ END_TEST
 START_TEST(hook_outranks_jsonl_until_it_is_stale)
 {
 	teardown();
-	char dir[] = "/tmp/hookprojXXXXXX";
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	char path[512], env[600];
-	snprintf(path, sizeof(path), "%s/-w-j", dir);
-	ck_assert_int_eq(mkdir(path, 0755), 0);
-	snprintf(path, sizeof(path), "%s/-w-j/s.jsonl", dir);
-	FILE *fp = fopen(path, "w");
-	fputs("{\"type\":\"assistant\",\"message\":{\"content\":[{\"type\":\"tool_use\"}]}}\n", fp);
-	fclose(fp);
-	snprintf(env, sizeof(env), "CLAUDE_PROJECTS_DIR=%s", dir);
+	struct mt_projects pr;
+	mt_projects_make(&pr, "-w-j", true);
+	char env[600];
+	snprintf(env, sizeof(env), "CLAUDE_PROJECTS_DIR=%s", pr.dir);
 	const char *more[] = { env, "HOOK_FRESH_WINDOW_SECONDS=2", NULL };
 	start(more);
 	struct mc_identity ids[2];
-	seed("meshJ", 2, ids);
+	mt_seed_members(itest_db_url(), "meshJ", 2, ids);
 	struct mt_peer a, b;
 	join_at(&a, "meshJ", 0, ids, NULL, 10, "/w/a");
 	join_at(&b, "meshJ", 1, ids, NULL, 20, "/w/j");
 	ck_assert_str_eq(hook_presence("{\"cwd\":\"/w/j\",\"status\":\"idle\"}"), b.presence_id);
-	dm_ok(&a, &b, "hook says idle", "next");
-	expect_dm(&b, "hook says idle");
+	mt_dm_ok(&a, &b, "hook says idle", "next");
+	mt_expect_dm(&b, "hook says idle", NULL);
 	usleep(2500 * 1000);
-	dm_ok(&a, &b, "transcript says working", "next");
+	mt_dm_ok(&a, &b, "transcript says working", "next");
 	ck_assert(mt_quiet(&b, 700, true));
-	ck_assert_str_eq(peer_status(&a, b.id.pk_hex), "working");
+	ck_assert_str_eq(mt_peer_status(&a, b.id.pk_hex), "working");
 	db_status("meshJ-m1", "working/jsonl");
 	mt_close(&a);
 	mt_close(&b);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/-w-j", dir);
-	rmdir(path);
-	rmdir(dir);
+	mt_projects_remove(&pr);
 }
 END_TEST
 
@@ -400,7 +342,7 @@ END_TEST
 START_TEST(pending_status_applies_to_a_later_hello_within_the_ttl)
 {
 	struct mc_identity ids[3];
-	seed("meshQ", 3, ids);
+	mt_seed_members(itest_db_url(), "meshQ", 3, ids);
 	hook_expect("{\"cwd\":\"/w/q\",\"pid\":77,\"status\":\"working\"}", 200,
 		    "{\"ok\":true,\"pending\":true}");
 	hook_expect("{\"cwd\":\"/w/q\",\"pid\":77,\"status\":\"dnd\"}", 200,
@@ -412,14 +354,14 @@ START_TEST(pending_status_applies_to_a_later_hello_within_the_ttl)
 	struct mt_peer a, other, late;
 	join_at(&other, "meshQ", 1, ids, NULL, 770, "/w/q"); /* pid must match exactly */
 	join_at(&a, "meshQ", 0, ids, NULL, 77, "/w/q");
-	ck_assert_str_eq(peer_status(&other, a.id.pk_hex), "dnd");
-	ck_assert_str_eq(peer_status(&other, other.id.pk_hex), "idle");
+	ck_assert_str_eq(mt_peer_status(&other, a.id.pk_hex), "dnd");
+	ck_assert_str_eq(mt_peer_status(&other, other.id.pk_hex), "idle");
 	db_status("meshQ-m0", "dnd/hook");
 	long long wait = t0 + 11000 - httpc_now_ms();
 	if (wait > 0)
 		usleep((useconds_t)wait * 1000); /* past the TTL */
 	join_at(&late, "meshQ", 2, ids, NULL, 78, "/w/late");
-	ck_assert_str_eq(peer_status(&late, late.id.pk_hex), "idle");
+	ck_assert_str_eq(mt_peer_status(&late, late.id.pk_hex), "idle");
 	db_status("meshQ-m2", "idle/jsonl");
 	mt_close(&a);
 	mt_close(&other);

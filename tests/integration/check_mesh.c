@@ -11,7 +11,6 @@
 #include <unistd.h>
 #include <poll.h>
 
-#include <sys/stat.h>
 
 #include <libpq-fe.h>
 
@@ -46,18 +45,6 @@ static void teardown(void)
 	itest_broker_stop(&B);
 }
 
-/* Seeds mesh `mesh` with members m1..mN named a, b, c… */
-static void seed(const char *mesh, int n, struct mc_identity *ids)
-{
-	mt_seed_mesh(itest_db_url(), mesh, mesh);
-	for (int i = 0; i < n; i++) {
-		char mid[64], name[8];
-		snprintf(mid, sizeof(mid), "%s-m%d", mesh, i);
-		snprintf(name, sizeof(name), "%c", 'a' + i);
-		mt_seed_member(itest_db_url(), mesh, mid, name, &ids[i]);
-	}
-}
-
 static void connect_n(const char *mesh, int n, struct mc_identity *ids, struct mt_peer *peers)
 {
 	for (int i = 0; i < n; i++) {
@@ -73,7 +60,7 @@ START_TEST(dm_round_trip)
 {
 	struct mc_identity ids[2];
 	struct mt_peer p[2];
-	seed("meshA", 2, ids);
+	mt_seed_members(itest_db_url(), "meshA", 2, ids);
 	connect_n("meshA", 2, ids, p);
 
 	struct mc_frame ack, push;
@@ -145,8 +132,8 @@ START_TEST(multicast_targets_and_isolation)
 	struct mc_identity x[4], y[4];
 	/* With 4 workers the two meshes live on different shards. */
 	ck_assert_int_ne(shard_owner("meshX", 4), shard_owner("meshY", 4));
-	seed("meshX", 4, x);
-	seed("meshY", 4, y);
+	mt_seed_members(itest_db_url(), "meshX", 4, x);
+	mt_seed_members(itest_db_url(), "meshY", 4, y);
 	const char *backend[] = { "backend", NULL }, *api[] = { "backend/api", NULL },
 		   *front[] = { "frontend", NULL };
 	const char *const *groups[] = { NULL, backend, api, front };
@@ -220,7 +207,7 @@ static bool frame_now(struct mt_peer *p, struct mc_frame *f)
 START_TEST(ack_is_readable_before_the_push_it_caused)
 {
 	struct mc_identity ids[2];
-	seed("meshO", 2, ids);
+	mt_seed_members(itest_db_url(), "meshO", 2, ids);
 	struct mt_peer a, b;
 	join(&a, "meshO", 0, ids, NULL);
 	join(&b, "meshO", 1, ids, NULL);
@@ -291,7 +278,7 @@ END_TEST
 START_TEST(dm_to_session_and_member_keys)
 {
 	struct mc_identity ids[2];
-	seed("meshS", 2, ids);
+	mt_seed_members(itest_db_url(), "meshS", 2, ids);
 	struct mt_peer a, b1, b2;
 	join(&a, "meshS", 0, ids, NULL);
 	ck_assert(mt_connect_session(&b1, B.port, "meshS", "meshS-m1", &ids[1], "b1", NULL));
@@ -346,30 +333,11 @@ static void set_status(struct mt_peer *p, const char *status)
 	free(f);
 }
 
-static void expect_dm(struct mt_peer *to, const char *text, const char *priority)
-{
-	struct mc_frame f;
-	ck_assert_msg(mt_wait_push(to, &f, 10000), "no push for %s", text);
-	char got[128];
-	ck_assert(mt_open_dm(to, &f, got, sizeof(got)));
-	ck_assert_str_eq(got, text);
-	ck_assert_str_eq(f.push.priority, priority);
-	mc_frame_free(&f);
-}
-
-static void dm_ok(struct mt_peer *from, struct mt_peer *to, const char *text, const char *prio)
-{
-	struct mc_frame ack;
-	ck_assert(mt_dm(from, to, text, prio, NULL, &ack));
-	ck_assert_msg(ack.ack.queued, "%s", ack.ack.error);
-	mc_frame_free(&ack);
-}
-
 /* dnd holds next/low, never now; leaving dnd releases them at once (D4). */
 START_TEST(priority_gating_dnd)
 {
 	struct mc_identity ids[2];
-	seed("meshP", 2, ids);
+	mt_seed_members(itest_db_url(), "meshP", 2, ids);
 	struct mt_peer a, b;
 	join(&a, "meshP", 0, ids, NULL);
 	join(&b, "meshP", 1, ids, NULL);
@@ -382,14 +350,14 @@ START_TEST(priority_gating_dnd)
 	ck_assert(mt_wait(&b, MC_PEERS_LIST, &f, 5000));
 	mc_frame_free(&f);
 
-	dm_ok(&a, &b, "held next", "next");
-	dm_ok(&a, &b, "held low", "low");
-	dm_ok(&a, &b, "urgent", "now");
-	expect_dm(&b, "urgent", "now");
+	mt_dm_ok(&a, &b, "held next", "next");
+	mt_dm_ok(&a, &b, "held low", "low");
+	mt_dm_ok(&a, &b, "urgent", "now");
+	mt_expect_dm(&b, "urgent", "now");
 	ck_assert(mt_quiet(&b, 500, true));
 	set_status(&b, "idle");
-	expect_dm(&b, "held next", "next");
-	expect_dm(&b, "held low", "low");
+	mt_expect_dm(&b, "held next", "next");
+	mt_expect_dm(&b, "held low", "low");
 	mt_close(&a);
 	mt_close(&b);
 }
@@ -400,40 +368,29 @@ END_TEST
 START_TEST(priority_gating_working_from_jsonl)
 {
 	teardown();
-	char dir[] = "/tmp/mprojXXXXXX";
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	char path[512], env[600];
-	snprintf(path, sizeof(path), "%s/-tmp-meshtest", dir);
-	ck_assert_int_eq(mkdir(path, 0755), 0);
-	snprintf(path, sizeof(path), "%s/-tmp-meshtest/s.jsonl", dir);
-	FILE *fp = fopen(path, "w");
-	fputs("{\"type\":\"assistant\",\"message\":{\"content\":[{\"type\":\"tool_use\"}]}}\n", fp);
-	fclose(fp);
-	snprintf(env, sizeof(env), "CLAUDE_PROJECTS_DIR=%s", dir);
+	struct mt_projects pr;
+	mt_projects_make(&pr, "-tmp-meshtest", true);
+	char env[600];
+	snprintf(env, sizeof(env), "CLAUDE_PROJECTS_DIR=%s", pr.dir);
 	const char *more[] = { env, NULL };
 	start(more);
 
 	struct mc_identity ids[2];
-	seed("meshW", 2, ids);
+	mt_seed_members(itest_db_url(), "meshW", 2, ids);
 	struct mt_peer a, b;
 	join(&a, "meshW", 0, ids, NULL);
 	join(&b, "meshW", 1, ids, NULL);
-	dm_ok(&a, &b, "wait", "next");
-	dm_ok(&a, &b, "now!", "now");
-	expect_dm(&b, "now!", "now");
+	mt_dm_ok(&a, &b, "wait", "next");
+	mt_dm_ok(&a, &b, "now!", "now");
+	mt_expect_dm(&b, "now!", "now");
 	ck_assert(mt_quiet(&b, 500, true));
 
-	fp = fopen(path, "w");
-	fputs("{\"type\":\"assistant\",\"message\":{\"content\":[{\"type\":\"text\"}]}}\n", fp);
-	fclose(fp);
+	mt_projects_write(&pr, false);
 	set_status(&b, "idle");
-	expect_dm(&b, "wait", "next");
+	mt_expect_dm(&b, "wait", "next");
 	mt_close(&a);
 	mt_close(&b);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/-tmp-meshtest", dir);
-	rmdir(path);
-	rmdir(dir);
+	mt_projects_remove(&pr);
 }
 END_TEST
 
@@ -453,7 +410,7 @@ START_TEST(redelivery_after_lease_and_client_ack)
 	const char *more[] = { "CLAIM_LEASE_SECONDS=1", NULL };
 	start(more);
 	struct mc_identity ids[2];
-	seed("meshL", 2, ids);
+	mt_seed_members(itest_db_url(), "meshL", 2, ids);
 	struct mt_peer a, b;
 	join(&a, "meshL", 0, ids, NULL);
 	join(&b, "meshL", 1, ids, NULL);
@@ -530,7 +487,7 @@ START_TEST(send_rejections)
 	const char *more[] = { "SEND_RATE_LIMIT_PER_MIN=60", "SEND_RATE_BURST=3", NULL };
 	start(more);
 	struct mc_identity ids[2];
-	seed("meshR", 2, ids);
+	mt_seed_members(itest_db_url(), "meshR", 2, ids);
 	struct mt_peer a, b;
 	join(&a, "meshR", 0, ids, NULL);
 	join(&b, "meshR", 1, ids, NULL);
@@ -577,7 +534,7 @@ END_TEST
 START_TEST(presence_requests_and_audit_chain)
 {
 	struct mc_identity ids[2];
-	seed("meshQ", 2, ids);
+	mt_seed_members(itest_db_url(), "meshQ", 2, ids);
 	struct mt_peer a, b;
 	const char *ops[] = { "ops", NULL };
 	join(&a, "meshQ", 0, ids, ops);
@@ -608,7 +565,7 @@ START_TEST(presence_requests_and_audit_chain)
 	mc_frame_free(&f);
 
 	struct mc_frame ack;
-	dm_ok(&a, &b, "one", "now");
+	mt_dm_ok(&a, &b, "one", "now");
 	ck_assert(mt_multicast(&b, "*", "two", "next", &ack));
 	mc_frame_free(&ack);
 	mt_close(&a);
@@ -631,24 +588,6 @@ START_TEST(presence_requests_and_audit_chain)
 }
 END_TEST
 
-static const char *peer_status(struct mt_peer *p, const char *pubkey)
-{
-	static char status[16];
-	char *lp = mc_list_peers("st");
-	ck_assert(mt_send_raw(p, lp));
-	free(lp);
-	struct mc_frame f;
-	ck_assert(mt_wait(p, MC_PEERS_LIST, &f, 5000));
-	status[0] = '\0';
-	size_t i;
-	json_t *e;
-	json_array_foreach(f.peers_list.peers, i, e)
-		if (strcmp(json_string_value(json_object_get(e, "pubkey")), pubkey) == 0)
-			snprintf(status, sizeof(status), "%s", json_string_value(json_object_get(e, "status")));
-	mc_frame_free(&f);
-	return status;
-}
-
 /* §7.1: working without an update for STATUS_TTL_SECONDS falls back to idle. */
 START_TEST(ttl_sweep_flips_working_to_idle)
 {
@@ -656,16 +595,16 @@ START_TEST(ttl_sweep_flips_working_to_idle)
 	const char *more[] = { "STATUS_TTL_SECONDS=1", "TTL_SWEEP_INTERVAL_SECONDS=1", NULL };
 	start(more);
 	struct mc_identity ids[2];
-	seed("meshT", 2, ids);
+	mt_seed_members(itest_db_url(), "meshT", 2, ids);
 	struct mt_peer a, b;
 	join(&a, "meshT", 0, ids, NULL);
 	join(&b, "meshT", 1, ids, NULL);
 	set_status(&b, "working");
-	ck_assert_str_eq(peer_status(&b, b.id.pk_hex), "working");
+	ck_assert_str_eq(mt_peer_status(&b, b.id.pk_hex), "working");
 	long long deadline = httpc_now_ms() + 10000;
-	while (strcmp(peer_status(&a, b.id.pk_hex), "idle") != 0 && httpc_now_ms() < deadline)
+	while (strcmp(mt_peer_status(&a, b.id.pk_hex), "idle") != 0 && httpc_now_ms() < deadline)
 		usleep(200 * 1000);
-	ck_assert_str_eq(peer_status(&a, b.id.pk_hex), "idle");
+	ck_assert_str_eq(mt_peer_status(&a, b.id.pk_hex), "idle");
 	ck_assert_int_ge(itest_metric(B.port, "broker_ttl_sweeps_total{flipped=\"1\"}"), 1);
 	char st[32];
 	ck_assert(pgtest_scalar(itest_db_url(), "SELECT status || '/' || status_source FROM mesh.presence"

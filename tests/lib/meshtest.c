@@ -7,6 +7,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
+#include <jansson.h>
+
 #include "meshtest.h"
 #include "pgtest.h"
 
@@ -276,4 +280,84 @@ bool mt_open_dm(const struct mt_peer *p, const struct mc_frame *push, char *out,
 	snprintf(out, cap, "%.*s", (int)len, (const char *)plain);
 	free(plain);
 	return true;
+}
+
+void mt_seed_members(const char *url, const char *mesh, int n, struct mc_identity *ids)
+{
+	mt_seed_mesh(url, mesh, mesh);
+	for (int i = 0; i < n; i++) {
+		char mid[64], name[8];
+		snprintf(mid, sizeof(mid), "%s-m%d", mesh, i);
+		snprintf(name, sizeof(name), "%c", 'a' + i);
+		mt_seed_member(url, mesh, mid, name, &ids[i]);
+	}
+}
+
+void mt_dm_ok(struct mt_peer *from, const struct mt_peer *to, const char *text,
+	      const char *priority)
+{
+	struct mc_frame ack;
+	ck_assert(mt_dm(from, to, text, priority, NULL, &ack));
+	ck_assert_msg(ack.ack.queued, "%s", ack.ack.error);
+	mc_frame_free(&ack);
+}
+
+void mt_expect_dm(struct mt_peer *to, const char *text, const char *priority)
+{
+	struct mc_frame f;
+	ck_assert_msg(mt_wait_push(to, &f, 10000), "no push for %s: %s", to->name, text);
+	char got[128];
+	ck_assert(mt_open_dm(to, &f, got, sizeof(got)));
+	ck_assert_str_eq(got, text);
+	if (priority)
+		ck_assert_str_eq(f.push.priority, priority);
+	mc_frame_free(&f);
+}
+
+const char *mt_peer_status(struct mt_peer *p, const char *pubkey)
+{
+	static char status[16];
+	char *lp = mc_list_peers("st");
+	ck_assert(mt_send_raw(p, lp));
+	free(lp);
+	struct mc_frame f;
+	ck_assert(mt_wait(p, MC_PEERS_LIST, &f, 5000));
+	status[0] = '\0';
+	size_t i;
+	json_t *e;
+	json_array_foreach(f.peers_list.peers, i, e)
+		if (strcmp(json_string_value(json_object_get(e, "pubkey")), pubkey) == 0)
+			snprintf(status, sizeof(status), "%s",
+				 json_string_value(json_object_get(e, "status")));
+	mc_frame_free(&f);
+	return status;
+}
+
+void mt_projects_write(const struct mt_projects *p, bool working)
+{
+	FILE *fp = fopen(p->file, "w");
+	ck_assert_ptr_nonnull(fp);
+	fprintf(fp, "{\"type\":\"assistant\",\"message\":{\"content\":[{\"type\":\"%s\"}]}}\n",
+		working ? "tool_use" : "text");
+	ck_assert_int_eq(fclose(fp), 0);
+}
+
+void mt_projects_make(struct mt_projects *p, const char *key, bool working)
+{
+	snprintf(p->dir, sizeof(p->dir), "/tmp/mprojXXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(p->dir));
+	snprintf(p->file, sizeof(p->file), "%s/%s", p->dir, key);
+	ck_assert_int_eq(mkdir(p->file, 0755), 0);
+	snprintf(p->file, sizeof(p->file), "%s/%s/s.jsonl", p->dir, key);
+	mt_projects_write(p, working);
+}
+
+void mt_projects_remove(const struct mt_projects *p)
+{
+	unlink(p->file);
+	char sub[512];
+	snprintf(sub, sizeof(sub), "%s", p->file);
+	*strrchr(sub, '/') = '\0';
+	rmdir(sub);
+	rmdir(p->dir);
 }

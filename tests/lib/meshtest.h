@@ -27,6 +27,10 @@ struct mt_peer {
 	char name[64];
 };
 
+/* Seeds mesh `mesh` (named after itself) with n members "<mesh>-m<i>"
+ * named a, b, c…; fails the test on error. */
+void mt_seed_members(const char *url, const char *mesh, int n, struct mc_identity *ids);
+
 /* Connects and sends a member hello (groups: NULL-terminated names, or NULL);
  * waits for hello_ack.  session_id NULL picks a random one. */
 bool mt_connect(struct mt_peer *p, int port, const char *mesh_id, const char *member_id,
@@ -72,6 +76,28 @@ bool mt_wait(struct mt_peer *p, enum mc_frame_type t, struct mc_frame *f, int ti
 bool mt_wait_push(struct mt_peer *p, struct mc_frame *f, int timeout_ms);
 /* No text frame (other than system pushes when allow_system) within timeout_ms. */
 bool mt_quiet(struct mt_peer *p, int timeout_ms, bool allow_system);
+/* Sends a DM and fails the test unless its ack says queued. */
+void mt_dm_ok(struct mt_peer *from, const struct mt_peer *to, const char *text,
+	      const char *priority);
+/* Fails the test unless the next push to `to` (within 10 s) is the DM
+ * `text`, with `priority` (NULL: any). */
+void mt_expect_dm(struct mt_peer *to, const char *text, const char *priority);
+/* The status list_peers gives p for the peer with `pubkey` ("" if not
+ * listed), in a buffer overwritten by the next call. */
+const char *mt_peer_status(struct mt_peer *p, const char *pubkey);
+
+/* A private CLAUDE_PROJECTS_DIR holding one transcript for project `key`
+ * (the directory name a cwd maps to, e.g. "-tmp-meshtest"). */
+struct mt_projects {
+	char dir[64];
+	char file[512];
+};
+/* Makes it, with a transcript whose last assistant entry uses a tool
+ * (working) or not (idle). */
+void mt_projects_make(struct mt_projects *p, const char *key, bool working);
+void mt_projects_write(const struct mt_projects *p, bool working);
+void mt_projects_remove(const struct mt_projects *p);
+
 /* Decrypts a DM push received by p. */
 bool mt_open_dm(const struct mt_peer *p, const struct mc_frame *push, char *out, size_t cap);
 
