@@ -5,6 +5,7 @@
 
 #include "meshd/clientack.h"
 #include "meshd/dbstream.h"
+#include "meshd/drain.h"
 #include "meshd/session.h"
 #include "meshd/shard.h"
 #include "meshd/thread.h"
@@ -24,6 +25,7 @@ void clientack_handle(struct conn *c, const json_t *msg)
 	const char *bid = opt_string(msg, "brokerMessageId");
 	if (!cid && !bid)
 		return;
+	drain_acked(p, bid, cid);
 	/* The daemon acks multicast pushes too (by messageId, which it also
 	 * sends as clientMessageId): those rows are delivered already. */
 	if (mesh_is_recent_multicast(p->mesh, bid ? bid : cid))

@@ -91,6 +91,10 @@ static const struct setting settings[] = {
 	  .help = "how long a closed connection's presence waits for a reattach" },
 	{ .env = "CLAIM_LEASE_SECONDS", INT_(claim_lease_seconds), .def = "30", POS,
 	  .help = "delivery claim lease on a queued message" },
+	{ .env = "REDELIVERY_MAX_ATTEMPTS", INT_(redelivery_max_attempts), .def = "5", NONNEG,
+	  .help = "timer redeliveries of an un-acked push, to a connection that has sent a"
+		  " client_ack: after the lease, then at doubling intervals; 0 = only on the"
+		  " reference's triggers (connections that never ack get only those)" },
 	{ .env = "HELLO_DEADLINE_SECONDS", INT_(hello_deadline_seconds), .def = "30", POS,
 	  .help = "time allowed between the upgrade and the hello (then close 1008)" },
 	{ .env = "PING_INTERVAL_SECONDS", INT_(ping_interval_seconds), .def = "30", POS,

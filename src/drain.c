@@ -1,12 +1,15 @@
 /* drain — claiming and pushing a presence's direct rows; see include/meshd/drain.h. */
 #include "config.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include <event2/event.h>
 #include <libpq-fe.h>
 
 #include "meshd/alloc.h"
+#include "meshd/claims.h"
+#include "meshd/clock.h"
 #include "meshd/config.h"
 #include "meshd/conn.h"
 #include "meshd/db.h"
@@ -30,6 +33,8 @@ static const char drain_sql[] =
 	" SELECT q.id FROM mesh.message_queue q"
 	" WHERE q.mesh_id = $1 AND q.delivered_at IS NULL"
 	" AND (q.claimed_at IS NULL OR q.claim_expires_at IS NULL OR q.claim_expires_at < now())"
+	/* The drain for others' claims leaves this presence's own alone. */
+	" AND ($8::text IS NULL OR q.claim_id IS DISTINCT FROM $8::text)"
 	" AND q.priority::text = ANY (string_to_array($2, ','))"
 	/* One array, so the target is an index condition (meshd_message_queue_pending_idx). */
 	" AND q.target_spec = ANY (ARRAY[$3, $4]::text[] ||"
@@ -49,25 +54,29 @@ static const char drain_sql[] =
 
 static void drain_done(struct db_job *j, void *owner);
 
-static void redeliver_cb(evutil_socket_t fd, short what, void *arg)
+enum drain_kind {
+	DRAIN_TRIGGER, /* §6.6's triggers, and held rows the status now admits (D4) */
+	DRAIN_TIMER,   /* a redelivery for a socket that acks */
+	DRAIN_OTHERS,  /* once, a lease after the attach: rows other sockets claimed */
+};
+
+/* Claims are made by the database before the completion comes back; the
+ * timer waits this much past a lease so the claim has expired there too. */
+#define LEASE_SLACK_MS 100
+
+static int64_t lease_ms(const struct presence *p)
 {
-	drain_presence(arg);
+	return (int64_t)p->mesh->shard->cfg->claim_lease_seconds * 1000;
 }
 
-void drain_presence(struct presence *p)
+static void start(struct presence *p, enum drain_kind kind)
 {
 	struct shard *s = p->mesh->shard;
-	MESHD_ASSERT_ON_WORKER(s);
 	struct conn *c = p->conn;
-	if (!presence_handshaken(p) || c->state != CONN_WS)
-		return; /* Q2: never claim for a socket that is not open */
-	if (p->drain_inflight) {
-		p->drain_again = true;
-		return;
-	}
-	const struct config *cfg = s->cfg;
 	p->drain_inflight = true;
 	p->drain_again = false;
+	p->drain_kind = kind;
+	p->drain_started_ms = clock_mono_ms();
 	unsigned gate = status_deliverable(presence_effective_status(p));
 	p->drain_gate = gate;
 	char prios[32] = "";
@@ -87,12 +96,127 @@ void drain_presence(struct presence *p)
 	db_job_param(j, p->session_pubkey);
 	db_job_param(j, p->member->id);
 	db_job_param(j, p->id);
-	db_job_paramf(j, "%d", cfg->claim_lease_seconds);
+	db_job_paramf(j, "%d", s->cfg->claim_lease_seconds);
+	db_job_param(j, kind == DRAIN_OTHERS ? p->id : NULL);
 	j->conn_slot = c->slot;
 	j->conn_gen = c->gen;
 	j->mesh_id = xstrdup(p->mesh->id);
 	memcpy(j->presence_id, p->id, sizeof(p->id));
 	db_submit(s->db, j);
+}
+
+void drain_presence(struct presence *p)
+{
+	MESHD_ASSERT_ON_WORKER(p->mesh->shard);
+	if (!presence_handshaken(p) || p->conn->state != CONN_WS)
+		return; /* Q2: never claim for a socket that is not open */
+	if (p->drain_inflight) {
+		p->drain_again = true;
+		return;
+	}
+	start(p, DRAIN_TRIGGER);
+}
+
+/* ---- redelivery ------------------------------------------------------------ */
+
+/* When the timer's next redelivery is due (mono ms), or INT64_MAX: only for
+ * a socket that acks, and at most REDELIVERY_MAX_ATTEMPTS times running,
+ * each a lease × 2^round after the oldest claim it did not see acked. */
+static int64_t redelivery_due(struct presence *p)
+{
+	int64_t oldest;
+	if (!claims_oldest(&p->claims, &oldest)) {
+		p->redeliver_round = 0; /* everything acked: a new schedule next time */
+		return INT64_MAX;
+	}
+	unsigned round = p->redeliver_round;
+	if (!p->acks_seen || round >= (unsigned)p->mesh->shard->cfg->redelivery_max_attempts)
+		return INT64_MAX;
+	return oldest + (lease_ms(p) << (round < 20 ? round : 20)) + LEASE_SLACK_MS;
+}
+
+static int64_t next_due(struct presence *p)
+{
+	int64_t due = redelivery_due(p);
+	if (p->others_pending && p->others_due_ms < due)
+		due = p->others_due_ms;
+	return due;
+}
+
+static void redeliver_cb(evutil_socket_t fd, short what, void *arg);
+
+/* (Re)arms p's one timer for whichever comes first: the drain of others'
+ * claims, or the next timer redelivery. */
+static void schedule(struct presence *p)
+{
+	struct shard *s = p->mesh->shard;
+	int64_t due = next_due(p);
+	if (due == INT64_MAX || !presence_handshaken(p)) {
+		if (p->redeliver_timer)
+			evtimer_del(p->redeliver_timer);
+		return;
+	}
+	if (!p->redeliver_timer)
+		p->redeliver_timer = evtimer_new(s->base, redeliver_cb, p);
+	if (!p->redeliver_timer) {
+		/* Without it the rows wait for the next trigger (a hello, a send). */
+		log_error("presence_timer_failed", "mesh=%s presence=%s", p->mesh->id, p->id);
+		return;
+	}
+	int64_t wait = due - clock_mono_ms();
+	if (wait < 0)
+		wait = 0;
+	struct timeval tv = { (time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000 };
+	evtimer_add(p->redeliver_timer, &tv);
+}
+
+static void redeliver_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct presence *p = arg;
+	if (p->drain_inflight || !presence_handshaken(p) || p->conn->state != CONN_WS)
+		return; /* drain_done or the next attach schedules again */
+	int64_t now = clock_mono_ms();
+	if (p->others_pending && now >= p->others_due_ms) {
+		p->others_pending = false;
+		start(p, DRAIN_OTHERS);
+	} else if (now >= redelivery_due(p)) {
+		start(p, DRAIN_TIMER);
+	} else {
+		schedule(p);
+	}
+}
+
+void drain_attached(struct presence *p)
+{
+	p->acks_seen = false;
+	p->redeliver_round = 0;
+	drain_expect(p);
+}
+
+void drain_expect(struct presence *p)
+{
+	int64_t due = clock_mono_ms() + lease_ms(p) + LEASE_SLACK_MS;
+	if (!p->others_pending || due < p->others_due_ms)
+		p->others_due_ms = due;
+	p->others_pending = true;
+	schedule(p);
+}
+
+void drain_acked(struct presence *p, const char *broker_id, const char *client_id)
+{
+	MESHD_ASSERT_ON_WORKER(p->mesh->shard);
+	p->acks_seen = true;
+	if (!claims_ack(&p->claims, broker_id))
+		(void)claims_ack(&p->claims, client_id); /* the daemon's fallback id */
+	if (!p->drain_inflight)
+		schedule(p);
+}
+
+bool drain_needed(const struct presence *p)
+{
+	int64_t now = clock_mono_ms();
+	return claims_due(&p->claims, now, lease_ms(p)) ||
+	       (p->others_pending && now >= p->others_due_ms);
 }
 
 /* §6.5.1, the drained push. */
@@ -122,22 +246,6 @@ static void push_direct(struct presence *p, const char *message_id, const char *
 	xfree(b.p);
 }
 
-/* Not acked within the lease: claim again then (the reference waits for an
- * unrelated trigger; we don't). */
-static void arm_redelivery(struct presence *p)
-{
-	struct shard *s = p->mesh->shard;
-	if (!p->redeliver_timer)
-		p->redeliver_timer = evtimer_new(s->base, redeliver_cb, p);
-	if (!p->redeliver_timer) {
-		/* Without it the rows wait for the next trigger (a hello, a send). */
-		log_error("presence_timer_failed", "mesh=%s presence=%s", p->mesh->id, p->id);
-		return;
-	}
-	struct timeval tv = { s->cfg->claim_lease_seconds, 100 * 1000 };
-	evtimer_add(p->redeliver_timer, &tv);
-}
-
 void drain_push_claimed(struct presence *p, const char *message_id, const char *sender_pubkey,
 			const char *priority, const char *nonce, const char *ciphertext,
 			const char *created_at, const char *client_message_id,
@@ -146,7 +254,9 @@ void drain_push_claimed(struct presence *p, const char *message_id, const char *
 	MESHD_ASSERT_ON_WORKER(p->mesh->shard);
 	push_direct(p, message_id, sender_pubkey, priority, nonce, ciphertext, created_at,
 		    client_message_id, request_fingerprint);
-	arm_redelivery(p);
+	claims_add(&p->claims, message_id, clock_mono_ms());
+	if (!p->drain_inflight)
+		schedule(p);
 }
 
 static const char *value_or_null(PGresult *res, int row, int col)
@@ -164,26 +274,35 @@ static void drain_done(struct db_job *j, void *owner)
 		return;
 	}
 	p->drain_inflight = false;
+	enum drain_kind kind = p->drain_kind;
 	if (!j->ok) {
 		log_warn("drain_failed", "mesh=%s presence=%s error=%s", j->mesh_id, p->id, j->error);
 		p->backlog = true;
+		if (kind == DRAIN_OTHERS)
+			drain_expect(p); /* try that one again a lease on */
 	} else {
+		const unsigned all = PRIO_NOW | PRIO_NEXT | PRIO_LOW;
+		/* What this drain could see expired is claimed again now (or was
+		 * acked or taken by another drain): those entries are settled. */
+		if (kind != DRAIN_OTHERS && p->drain_gate == all)
+			claims_covered(&p->claims, p->drain_started_ms, lease_ms(p));
 		PGresult *res = j->res;
 		int n = PQntuples(res);
-		for (int i = 0; i < n; i++)
+		int64_t now = clock_mono_ms();
+		for (int i = 0; i < n; i++) {
 			push_direct(p, PQgetvalue(res, i, 0), PQgetvalue(res, i, 7), PQgetvalue(res, i, 1),
 				    PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), PQgetvalue(res, i, 4),
 				    value_or_null(res, i, 5), value_or_null(res, i, 6));
-		/* The first drain of a presence re-drains once too, for rows a
-		 * previous process (or socket) claimed and never saw acked. */
-		if (n > 0 || !p->drained_once) {
-			p->drained_once = true;
-			arm_redelivery(p);
+			claims_add(&p->claims, PQgetvalue(res, i, 0), now);
 		}
+		if (kind == DRAIN_TIMER && n > 0)
+			p->redeliver_round++;
 		/* Everything eligible is claimed: new rows may take the fast path,
 		 * unless the status held some back or more came meanwhile. */
-		p->backlog = p->drain_again || p->drain_gate != (PRIO_NOW | PRIO_NEXT | PRIO_LOW);
+		p->backlog = p->drain_again || p->drain_gate != all;
 	}
 	if (p->drain_again)
 		drain_presence(p);
+	else
+		schedule(p);
 }

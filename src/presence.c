@@ -53,8 +53,8 @@ void presence_attach(struct presence *p, struct conn *c)
 	session_of(c)->presence = p;
 	p->online = true;
 	p->last_pong_mono_ms = clock_mono_ms();
-	p->drained_once = false; /* the first drain on this socket re-drains after the lease */
-	p->backlog = true;       /* until that drain has claimed what waits for it */
+	p->backlog = true;       /* until the first drain has claimed what waits for it */
+	drain_attached(p);
 	if (p->grace_timer)
 		evtimer_del(p->grace_timer);
 }

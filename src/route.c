@@ -232,7 +232,8 @@ static struct presence *fast_recipient(struct presence *from, const char *target
 	const struct plist *l = mesh_find(from->mesh, target);
 	for (size_t i = 0; i < l->n; i++) {
 		struct presence *q = l->v[i];
-		if (q == from || q->backlog || q->drain_inflight || !presence_handshaken(q))
+		if (q == from || q->backlog || q->drain_inflight || !presence_handshaken(q) ||
+		    drain_needed(q))
 			continue;
 		if (!grant_allows(q->member, from, "dm", false))
 			continue;
@@ -389,8 +390,10 @@ static void fan_out_multicast(struct presence *from, const struct send_row *r)
 }
 
 /* Direct: every connection of every member the target resolves to is
- * asked to drain; the one whose key matches the row claims it. */
-static void fan_out_direct(struct presence *from, const char *target)
+ * asked to drain (`act`: drain_presence, or drain_expect for a row claimed
+ * by a presence that left); the one whose key matches the row claims it. */
+static void fan_out_direct(struct presence *from, const char *target,
+			   void (*act)(struct presence *))
 {
 	struct mesh *m = from->mesh;
 	const struct plist *l = mesh_find(m, target);
@@ -414,7 +417,7 @@ static void fan_out_direct(struct presence *from, const char *target)
 				metrics_inc_label(METRIC_MESSAGES_DROPPED_BY_GRANT, GRANT_DM);
 				continue;
 			}
-			drain_presence(q);
+			act(q);
 		}
 	}
 	/* A session key that is not an index of its member's list (another
@@ -423,7 +426,7 @@ static void fan_out_direct(struct presence *from, const char *target)
 		struct presence *q = l->v[i];
 		if (q != from && strcmp(q->member->pubkey, target) != 0 &&
 		    grant_allows(q->member, from, "dm", false))
-			drain_presence(q);
+			act(q);
 	}
 }
 
@@ -495,10 +498,11 @@ static void sent_done(struct db_job *j, void *owner)
 				drain_push_claimed(to, r->id, presence_pubkey(from), r->priority,
 						   r->nonce, r->ciphertext, created,
 						   r->client_message_id, r->request_fingerprint);
-			else if (!r->claim[0])
-				fan_out_direct(from, r->target);
-			/* Claimed for a presence that left: its lease runs out and a
-			 * later drain delivers it. */
+			else
+				/* Claimed for a presence that left: the others may
+				 * take it once that claim runs out. */
+				fan_out_direct(from, r->target,
+					       r->claim[0] ? drain_expect : drain_presence);
 		}
 	}
 }

@@ -90,6 +90,7 @@ static void presence_free(struct presence *p)
 	xfree(p->model);
 	xfree(p->summary);
 	json_decref(p->groups);
+	claims_free(&p->claims);
 	xfree(p);
 }
 

@@ -53,6 +53,7 @@ struct config {
 	int send_rate_limit_per_min;	/* SEND_RATE_LIMIT_PER_MIN 60; 0 = unlimited */
 	int lease_grace_seconds;	/* LEASE_GRACE_SECONDS 90 */
 	int claim_lease_seconds;	/* CLAIM_LEASE_SECONDS 30 */
+	int redelivery_max_attempts;	/* REDELIVERY_MAX_ATTEMPTS 5 */
 	int hello_deadline_seconds;	/* HELLO_DEADLINE_SECONDS 30 */
 	int ping_interval_seconds;	/* PING_INTERVAL_SECONDS 30 */
 	int pong_timeout_seconds;	/* PONG_TIMEOUT_SECONDS 75 */

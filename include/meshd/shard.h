@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 
+#include "meshd/claims.h"
 #include "meshd/dbstream.h"
 #include "meshd/id.h"
 #include "meshd/map.h"
@@ -86,16 +87,25 @@ struct presence {
 	int64_t last_pong_mono_ms;    /* heartbeat: lease liveness for list_peers */
 	bool online;                  /* lease online */
 	struct event *grace_timer;
-	struct event *redeliver_timer;   /* re-drain once a claim lease runs out */
+	struct event *redeliver_timer;   /* drain.c: the redeliveries a timer makes */
 
 	bool stored;                  /* its row is committed */
 	bool announced;               /* peer_joined went out: peer_left may follow */
 	bool stale_marked;            /* its row was marked disconnected while in grace */
 	bool drain_inflight;
 	bool drain_again;
-	bool drained_once;
 	bool backlog;                 /* rows may wait for it in the queue: no fast path */
 	unsigned drain_gate;          /* priorities the drain in flight admits */
+	int64_t drain_started_ms;     /* mono, of the drain in flight */
+	/* Redelivery (drain.h): what it was pushed and has not acked, whether
+	 * this socket acks at all, and where the timer's schedule stands. */
+	struct claims claims;
+	bool acks_seen;               /* a client_ack came on this socket */
+	unsigned redeliver_round;     /* timer redeliveries since all was acked */
+	unsigned char drain_kind;     /* drain.c: what the drain in flight is for */
+	bool others_pending;          /* the one drain, a lease after the attach,
+				       * of rows other sockets claimed */
+	int64_t others_due_ms;        /* mono */
 	int64_t last_heartbeat_write_ms; /* mono: last last_ping_at write */
 
 	struct presence *prev, *next; /* mesh list, in connected order */

@@ -402,12 +402,43 @@ static void message_status(struct mt_peer *p, const char *id, struct mc_frame *f
 	ck_assert(mt_next(p, f, 5000));
 }
 
-/* At-least-once: an un-acked push comes back after the claim lease with the
- * same messageId; an acked one never does; message_status tells them apart. */
-START_TEST(redelivery_after_lease_and_client_ack)
+static void client_ack(struct mt_peer *p, const char *message_id)
+{
+	char *ca = mc_client_ack(NULL, message_id);
+	ck_assert(mt_send_raw(p, ca));
+	free(ca);
+}
+
+/* The DM `text` from `from` to `to`; its messageId goes to mid. */
+static void dm_id(struct mt_peer *from, struct mt_peer *to, const char *text, const char *cid,
+		  char mid[40])
+{
+	struct mc_frame ack;
+	ck_assert(mt_dm(from, to, text, "now", cid, &ack));
+	ck_assert(ack.ack.queued);
+	snprintf(mid, 40, "%s", ack.ack.message_id);
+	mc_frame_free(&ack);
+}
+
+/* The next push to p is the row `mid`; returns when it came (ms). */
+static long long expect_push_of(struct mt_peer *p, const char *mid, int timeout_ms)
+{
+	struct mc_frame f;
+	ck_assert_msg(mt_wait_push(p, &f, timeout_ms), "no push of %s", mid);
+	long long at = httpc_now_ms();
+	ck_assert_str_eq(f.push.message_id, mid);
+	mc_frame_free(&f);
+	return at;
+}
+
+/* A socket that has acked gets an un-acked push again a lease after its
+ * claim, then after two leases, and no more than REDELIVERY_MAX_ATTEMPTS
+ * times; a direct send to it afterwards still brings it (a trigger, §6.6),
+ * before the new message.  message_status tells acked from held. */
+START_TEST(redelivery_schedule_for_a_socket_that_acks)
 {
 	teardown();
-	const char *more[] = { "CLAIM_LEASE_SECONDS=1", NULL };
+	const char *more[] = { "CLAIM_LEASE_SECONDS=1", "REDELIVERY_MAX_ATTEMPTS=2", NULL };
 	start(more);
 	struct mc_identity ids[2];
 	mt_seed_members(itest_db_url(), "meshL", 2, ids);
@@ -415,19 +446,32 @@ START_TEST(redelivery_after_lease_and_client_ack)
 	join(&a, "meshL", 0, ids, NULL);
 	join(&b, "meshL", 1, ids, NULL);
 
-	struct mc_frame ack, f;
-	ck_assert(mt_dm(&a, &b, "unacked", "now", "c-unacked", &ack));
-	char unacked[40];
-	snprintf(unacked, sizeof(unacked), "%s", ack.ack.message_id);
-	mc_frame_free(&ack);
-	ck_assert(mt_wait_push(&b, &f, 5000));
-	ck_assert_str_eq(f.push.message_id, unacked);
-	mc_frame_free(&f);
-	ck_assert(mt_wait_push(&b, &f, 5000)); /* again, after the lease */
-	ck_assert_str_eq(f.push.message_id, unacked);
-	ck_assert_str_eq(f.push.client_message_id, "c-unacked");
-	mc_frame_free(&f);
+	/* b shows it acks. */
+	char first[40], unacked[40];
+	dm_id(&a, &b, "first", "c-first", first);
+	expect_push_of(&b, first, 5000);
+	client_ack(&b, first);
 
+	dm_id(&a, &b, "unacked", "c-unacked", unacked);
+	long long t0 = expect_push_of(&b, unacked, 5000);
+	long long t1 = expect_push_of(&b, unacked, 5000) - t0;
+	long long t2 = expect_push_of(&b, unacked, 6000) - t0;
+	/* Expected at 1.1 s and 3.2 s (lease, then two leases, each + 100 ms). */
+	fprintf(stderr, "redelivery: +%lld ms, +%lld ms\n", t1, t2);
+	ck_assert_int_ge(t1, 1000);
+	ck_assert_int_le(t1, 2600);
+	ck_assert_int_ge(t2 - t1, 2000);
+	ck_assert_int_le(t2 - t1, 3600);
+	/* A third would come 4.1 s after the second. */
+	ck_assert(mt_quiet(&b, 5500, true));
+
+	char again[40];
+	dm_id(&a, &b, "again", "c-again", again);
+	expect_push_of(&b, unacked, 5000);
+	expect_push_of(&b, again, 5000);
+	client_ack(&b, again);
+
+	struct mc_frame f;
 	message_status(&a, unacked, &f);
 	ck_assert_int_eq(f.type, MC_MESSAGE_STATUS_RESULT);
 	ck_assert_ptr_null(f.bad_field);
@@ -438,9 +482,7 @@ START_TEST(redelivery_after_lease_and_client_ack)
 	ck_assert_str_eq(json_string_value(json_object_get(r0, "pubkey")), b.id.pk_hex);
 	mc_frame_free(&f);
 
-	char *ca = mc_client_ack(NULL, unacked);
-	ck_assert(mt_send_raw(&b, ca));
-	free(ca);
+	client_ack(&b, unacked);
 	/* The ack is fire-and-forget: poll message_status until it shows. */
 	bool delivered = false;
 	for (int i = 0; i < 50 && !delivered; i++) {
@@ -457,25 +499,39 @@ START_TEST(redelivery_after_lease_and_client_ack)
 	}
 	ck_assert(delivered);
 	ck_assert(mt_quiet(&b, 2500, true)); /* acked: never again */
+	mt_close(&a);
+	mt_close(&b);
+}
+END_TEST
 
-	/* A prefix works; an unknown id and a bad one get the errors. */
-	char prefix[9];
-	memcpy(prefix, unacked, 8);
-	prefix[8] = '\0';
-	message_status(&a, prefix, &f);
-	ck_assert_int_eq(f.type, MC_MESSAGE_STATUS_RESULT);
-	ck_assert_str_eq(f.message_status.message_id, prefix);
-	mc_frame_free(&f);
-	message_status(&a, "ZZZZZZZZZZZZ", &f);
-	ck_assert_int_eq(f.type, MC_ERROR);
-	ck_assert_str_eq(f.error.code, "not_found");
-	ck_assert_str_eq(f.error.message, "message not found");
-	mc_frame_free(&f);
-	message_status(&a, "short", &f);
-	ck_assert_int_eq(f.type, MC_ERROR);
-	ck_assert_str_eq(f.error.code, "invalid_argument");
-	ck_assert_str_eq(f.error.message, "messageId must be 8-32 base62 chars (got 5)");
-	mc_frame_free(&f);
+/* A socket that never sends client_ack (the legacy ws-client) gets a held
+ * push again only on a trigger: a direct send to it, which delivers the
+ * held one first.  No timer: three leases of silence. */
+START_TEST(no_timer_redelivery_for_a_socket_that_never_acks)
+{
+	teardown();
+	const char *more[] = { "CLAIM_LEASE_SECONDS=1", NULL };
+	start(more);
+	struct mc_identity ids[2];
+	mt_seed_members(itest_db_url(), "meshN", 2, ids);
+	struct mt_peer a, b;
+	join(&a, "meshN", 0, ids, NULL);
+	join(&b, "meshN", 1, ids, NULL);
+
+	char held[40], next[40];
+	dm_id(&a, &b, "held", "c-held", held);
+	expect_push_of(&b, held, 5000);
+	ck_assert(mt_quiet(&b, 3500, true));
+	dm_id(&a, &b, "next", "c-next", next);
+	expect_push_of(&b, held, 5000);
+	expect_push_of(&b, next, 5000);
+	ck_assert(mt_quiet(&b, 3500, true));
+	/* And again on the next trigger: both leases ran out meanwhile. */
+	char third[40];
+	dm_id(&a, &b, "third", "c-third", third);
+	expect_push_of(&b, held, 5000);
+	expect_push_of(&b, next, 5000);
+	expect_push_of(&b, third, 5000);
 	mt_close(&a);
 	mt_close(&b);
 }
@@ -628,7 +684,8 @@ int main(void)
 	tcase_add_test(tc, priority_gating_dnd);
 	tcase_add_test(tc, priority_gating_working_from_jsonl);
 	tcase_add_test(tc, ack_is_readable_before_the_push_it_caused);
-	tcase_add_test(tc, redelivery_after_lease_and_client_ack);
+	tcase_add_test(tc, redelivery_schedule_for_a_socket_that_acks);
+	tcase_add_test(tc, no_timer_redelivery_for_a_socket_that_never_acks);
 	tcase_add_test(tc, send_rejections);
 	tcase_add_test(tc, presence_requests_and_audit_chain);
 	tcase_add_test(tc, ttl_sweep_flips_working_to_idle);
