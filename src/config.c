@@ -101,6 +101,10 @@ static const struct setting settings[] = {
 	  .help = "WebSocket ping period" },
 	{ .env = "PONG_TIMEOUT_SECONDS", INT_(pong_timeout_seconds), .def = "75", POS,
 	  .help = "a connection whose last pong is older than this is terminated" },
+	{ .env = "PRESENCE_STALE_SECONDS", INT_(presence_stale_seconds), .def = "90", POS,
+	  .help = "a presence row whose last_ping_at is older than this is marked"
+		  " disconnected, whichever meshd wrote it (checked every third of it);"
+		  " at least twice PING_INTERVAL_SECONDS, since a heartbeat is a pong" },
 	{ .env = "TTL_SWEEP_INTERVAL_SECONDS", INT_(ttl_sweep_interval_seconds), .def = "15", POS,
 	  .help = "period of the status TTL and expired-claim sweeps" },
 	{ .env = "PENDING_STATUS_TTL_SECONDS", INT_(pending_status_ttl_seconds), .def = "10", POS,
@@ -533,6 +537,14 @@ enum config_status config_load(struct config *c, int argc, char **argv, FILE *ou
 		flag_name(&settings[i], flag, sizeof(flag));
 		if (!apply(c, &settings[i], flag, from_flag[i], err, errlen))
 			goto invalid;
+	}
+	/* Heartbeats are written once per pong: a window shorter than two ping
+	 * intervals would sweep live presences, this process's included. */
+	if ((long long)c->presence_stale_seconds < 2LL * c->ping_interval_seconds) {
+		fail(err, errlen, "meshd: invalid PRESENCE_STALE_SECONDS=%d: expected at least"
+		     " twice PING_INTERVAL_SECONDS (%d)", c->presence_stale_seconds,
+		     c->ping_interval_seconds);
+		goto invalid;
 	}
 	return CONFIG_OK;
 

@@ -80,6 +80,7 @@ struct db {
 	struct event *inbox_ev;
 	struct event *depth_timer;
 	struct event *orphan_timer;
+	struct event *stale_timer;
 	struct event *stop_timer;
 	bool stopping;
 
@@ -313,6 +314,43 @@ static void orphan_timer_cb(evutil_socket_t fd, short what, void *arg)
 				  DB_JOB_WRITE | DB_JOB_FAIL_FAST, NULL, NULL, NULL));
 	send_batches(db);
 	arm(db->orphan_timer, ORPHAN_SWEEP_MS);
+}
+
+/* The stale-presence sweep (SEMANTICS §B.7), process-wide: a presence row
+ * whose last_ping_at is older than PRESENCE_STALE_SECONDS is marked
+ * disconnected whichever meshd wrote it, so a crashed process's rows do not
+ * stay "connected" forever.  A live presence is never caught: its pongs
+ * write last_ping_at at least once per ping interval (presence_heartbeat),
+ * and the window holds two of them (config.c).  The sweep runs on the state
+ * lane, in order behind the heartbeats already queued, so heartbeats held
+ * through an outage commit (with a fresh now()) before it; it fails fast,
+ * because sweeps queued through an outage would only pile up.
+ * In-memory state is untouched: a grace presence marked here is listed no
+ * more (presence_listed), and a reattach restores its row. */
+static int64_t stale_period_ms(const struct db *db)
+{
+	int64_t ms = (int64_t)db->cfg->presence_stale_seconds * 1000 / 3;
+	return ms < 1000 ? 1000 : ms;
+}
+
+static void stale_done(struct db_job *j, void *owner)
+{
+	(void)owner;
+	if (j->ok && j->res && strcmp(PQcmdTuples(j->res), "0") != 0)
+		log_info("presence_stale_swept", "rows=%s", PQcmdTuples(j->res));
+}
+
+static void stale_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct db *db = arg;
+	struct db_job *j = db_job_new("UPDATE mesh.presence SET disconnected_at = now()"
+				      " WHERE disconnected_at IS NULL"
+				      " AND last_ping_at < now() - make_interval(secs => $1::int)",
+				      DB_JOB_WRITE | DB_JOB_FAIL_FAST, NULL, stale_done, NULL);
+	db_job_paramf(j, "%d", db->cfg->presence_stale_seconds);
+	accept_job(db, j);
+	send_batches(db);
+	arm(db->stale_timer, stale_period_ms(db));
 }
 
 static void depth_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -598,6 +636,7 @@ static void inbox_cb(evutil_socket_t fd, short what, void *arg)
 			db->stopping = true;
 			evtimer_del(db->depth_timer);
 			evtimer_del(db->orphan_timer);
+			evtimer_del(db->stale_timer);
 			arm(db->stop_timer, ((struct msg_stop *)m)->timeout_ms);
 			xfree(m);
 		} else {
@@ -619,6 +658,7 @@ static void *db_main(void *arg)
 		connect_start(&db->conns[i]);
 	arm(db->depth_timer, (int64_t)db->cfg->queue_depth_interval_seconds * 1000);
 	arm(db->orphan_timer, ORPHAN_SWEEP_MS);
+	arm(db->stale_timer, stale_period_ms(db));
 	event_base_dispatch(db->base);
 	return NULL;
 }
@@ -646,6 +686,7 @@ struct db *db_new(const struct config *cfg, pthread_barrier_t *start)
 	db->depth_timer = evtimer_new(db->base, depth_timer_cb, db);
 	db->stop_timer = evtimer_new(db->base, stop_timer_cb, db);
 	db->orphan_timer = evtimer_new(db->base, orphan_timer_cb, db);
+	db->stale_timer = evtimer_new(db->base, stale_timer_cb, db);
 	event_add(db->inbox_ev, NULL);
 	metrics_gauge_set(METRIC_DB_HEALTHY, 0);
 	return db;
@@ -701,6 +742,7 @@ void db_free(struct db *db)
 	event_free(db->depth_timer);
 	event_free(db->stop_timer);
 	event_free(db->orphan_timer);
+	event_free(db->stale_timer);
 	event_base_free(db->base);
 	inbox_destroy(&db->inbox);
 	xfree(db->url);

@@ -119,7 +119,6 @@ static void store_disconnected(struct presence *p)
 
 void presence_store_restore(struct presence *p)
 {
-	p->stale_marked = false;
 	db_submit(db_of(p), row_write(p, "UPDATE mesh.presence SET disconnected_at = NULL,"
 					 " last_ping_at = now() WHERE id = $1"));
 }
@@ -273,7 +272,8 @@ static json_t *peer_entry(const struct presence *p)
 
 bool presence_listed(const struct presence *p, int64_t now_mono)
 {
-	return p->stored && (p->online || now_mono - p->last_pong_mono_ms <= PRESENCE_STALE_AFTER_MS);
+	int64_t stale = (int64_t)cfg_of(p)->presence_stale_seconds * 1000;
+	return p->stored && (p->online || now_mono - p->last_pong_mono_ms <= stale);
 }
 
 void presence_list_peers(struct conn *c, const json_t *msg)
@@ -434,7 +434,7 @@ void presence_sweep_shard(struct shard *s)
 {
 	MESHD_ASSERT_ON_WORKER(s);
 	const struct config *cfg = s->cfg;
-	int64_t now = clock_wall_ms(), mono = clock_mono_ms();
+	int64_t now = clock_wall_ms();
 	int64_t ttl = (int64_t)cfg->status_ttl_seconds * 1000;
 	unsigned flipped = 0;
 	const char *k;
@@ -447,11 +447,6 @@ void presence_sweep_shard(struct shard *s)
 				flipped++;
 				if (presence_write_status(p, STATUS_IDLE, SOURCE_JSONL))
 					drain_presence(p);
-			}
-			if (!p->online && !p->stale_marked && p->stored &&
-			    mono - p->last_pong_mono_ms > PRESENCE_STALE_AFTER_MS) {
-				p->stale_marked = true;
-				store_disconnected(p);
 			}
 		}
 	}

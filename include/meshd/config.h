@@ -54,6 +54,7 @@ struct config {
 	int lease_grace_seconds;	/* LEASE_GRACE_SECONDS 90 */
 	int claim_lease_seconds;	/* CLAIM_LEASE_SECONDS 30 */
 	int redelivery_max_attempts;	/* REDELIVERY_MAX_ATTEMPTS 5 */
+	int presence_stale_seconds;	/* PRESENCE_STALE_SECONDS 90 */
 	int hello_deadline_seconds;	/* HELLO_DEADLINE_SECONDS 30 */
 	int ping_interval_seconds;	/* PING_INTERVAL_SECONDS 30 */
 	int pong_timeout_seconds;	/* PONG_TIMEOUT_SECONDS 75 */

@@ -16,10 +16,6 @@
 
 #include "meshd/shard.h" /* enum peer_status */
 
-/* A grace presence drops out of list_peers once its last pong is this old,
- * as the reference's stale-presence sweeper would have marked its row. */
-#define PRESENCE_STALE_AFTER_MS 90000
-
 struct conn;
 struct presence;
 struct shard;
@@ -51,7 +47,8 @@ void presence_broadcast_system(struct presence *subject, const char *event, json
 
 /* Listed like the reference's non-disconnected rows (list_peers,
  * message_status recipients): stored, and online or in grace with a pong
- * younger than PRESENCE_STALE_AFTER_MS. */
+ * younger than PRESENCE_STALE_SECONDS (the db thread's stale sweep marks
+ * such a row disconnected, db.c). */
 bool presence_listed(const struct presence *p, int64_t now_mono);
 
 /* p has a socket whose hello_ack went out. */
@@ -81,10 +78,9 @@ enum peer_status presence_effective_status(struct presence *p);
 bool presence_in_group(const struct presence *p, const char *name);
 
 /* Every TTL_SWEEP_INTERVAL_SECONDS, this shard only (D10):
- *  - TTL: `working` older than STATUS_TTL_SECONDS becomes idle/jsonl (§7.1),
- *    counted in broker_ttl_sweeps_total{flipped}; the peer is drained (D4);
- *  - stale: a presence in grace whose last pong is older than 90 s gets its
- *    row marked disconnected, once (the reference's stale sweeper). */
+ * TTL: `working` older than STATUS_TTL_SECONDS becomes idle/jsonl (§7.1),
+ * counted in broker_ttl_sweeps_total{flipped}; the peer is drained (D4).
+ * (The stale-presence sweep is process-wide, on the db thread: db.c.) */
 void presence_sweep_shard(struct shard *s);
 
 /* Shutdown: every presence of the shard is marked disconnected (D10: only ours). */

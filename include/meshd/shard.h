@@ -91,7 +91,6 @@ struct presence {
 
 	bool stored;                  /* its row is committed */
 	bool announced;               /* peer_joined went out: peer_left may follow */
-	bool stale_marked;            /* its row was marked disconnected while in grace */
 	bool drain_inflight;
 	bool drain_again;
 	bool backlog;                 /* rows may wait for it in the queue: no fast path */

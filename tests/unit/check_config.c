@@ -27,8 +27,8 @@ static const char *const all_env[] = {
 	"GIT_SHA", "BROKER_WORKERS", "SEND_RATE_BURST", "SEND_RATE_LIMIT_PER_MIN",
 	"LEASE_GRACE_SECONDS", "CLAIM_LEASE_SECONDS", "REDELIVERY_MAX_ATTEMPTS",
 	"HELLO_DEADLINE_SECONDS",
-	"PING_INTERVAL_SECONDS", "PONG_TIMEOUT_SECONDS", "TTL_SWEEP_INTERVAL_SECONDS",
-	"PENDING_STATUS_TTL_SECONDS", "CLAUDE_PROJECTS_DIR", "WS_MAX_MESSAGE_BYTES",
+	"PING_INTERVAL_SECONDS", "PONG_TIMEOUT_SECONDS", "PRESENCE_STALE_SECONDS",
+	"TTL_SWEEP_INTERVAL_SECONDS", "PENDING_STATUS_TTL_SECONDS", "CLAUDE_PROJECTS_DIR", "WS_MAX_MESSAGE_BYTES",
 	"CONN_MAX_OUTPUT_BYTES", "QUEUE_DEPTH_INTERVAL_SECONDS", "DB_MAX_PENDING_JOBS",
 	"SHUTDOWN_TIMEOUT_SECONDS", "MESHD_LOG_LEVEL",
 };
@@ -205,6 +205,8 @@ START_TEST(test_env_overrides)
 	setenv("HELLO_DEADLINE_SECONDS", "10", 1);
 	setenv("PING_INTERVAL_SECONDS", "11", 1);
 	setenv("PONG_TIMEOUT_SECONDS", "12", 1);
+	setenv("PRESENCE_STALE_SECONDS", "22", 1);
+	setenv("REDELIVERY_MAX_ATTEMPTS", "0", 1);
 	setenv("TTL_SWEEP_INTERVAL_SECONDS", "13", 1);
 	setenv("PENDING_STATUS_TTL_SECONDS", "14", 1);
 	setenv("CLAUDE_PROJECTS_DIR", "/srv/projects", 1);
@@ -237,6 +239,8 @@ START_TEST(test_env_overrides)
 	ck_assert_int_eq(cfg.hello_deadline_seconds, 10);
 	ck_assert_int_eq(cfg.ping_interval_seconds, 11);
 	ck_assert_int_eq(cfg.pong_timeout_seconds, 12);
+	ck_assert_int_eq(cfg.presence_stale_seconds, 22);
+	ck_assert_int_eq(cfg.redelivery_max_attempts, 0);
 	ck_assert_int_eq(cfg.ttl_sweep_interval_seconds, 13);
 	ck_assert_int_eq(cfg.pending_status_ttl_seconds, 14);
 	ck_assert_str_eq(cfg.claude_projects_dir, "/srv/projects");
@@ -262,6 +266,22 @@ START_TEST(test_numeric_edges_accepted)
 	config_free(&cfg);
 	ck_assert_int_eq(load_env("BROKER_WORKERS", "1"), CONFIG_OK);
 	ck_assert_int_eq(cfg.workers, 1);
+}
+END_TEST
+
+/* The stale window must hold two heartbeats (one per pong). */
+START_TEST(test_stale_window_at_least_two_pings)
+{
+	ck_assert_int_eq(load_env("PRESENCE_STALE_SECONDS", "59"), CONFIG_INVALID);
+	ck_assert_str_eq(err, "meshd: invalid PRESENCE_STALE_SECONDS=59: expected at least"
+			      " twice PING_INTERVAL_SECONDS (30)");
+	ck_assert_int_eq(load_env("PRESENCE_STALE_SECONDS", "60"), CONFIG_OK);
+	ck_assert_int_eq(cfg.presence_stale_seconds, 60);
+	config_free(&cfg);
+	setenv("PRESENCE_STALE_SECONDS", "3", 1);
+	ck_assert_int_eq(load_env("PING_INTERVAL_SECONDS", "2"), CONFIG_INVALID);
+	ck_assert_int_eq(load_env("PING_INTERVAL_SECONDS", "1"), CONFIG_OK);
+	ck_assert_int_eq(cfg.presence_stale_seconds, 3);
 }
 END_TEST
 
@@ -632,6 +652,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_projects_dir_home);
 	tcase_add_test(tc, test_env_overrides);
 	tcase_add_test(tc, test_numeric_edges_accepted);
+	tcase_add_test(tc, test_stale_window_at_least_two_pings);
 	tcase_add_test(tc, test_flag_overrides_env);
 	tcase_add_test(tc, test_flag_syntaxes);
 	tcase_add_test(tc, test_flag_rescues_bad_env);
