@@ -36,6 +36,9 @@ static const struct handler handlers[] = {
 	{ "set_summary", presence_set_summary },
 	{ "join_group", presence_join_group },
 	{ "leave_group", presence_leave_group },
+	{ "set_stats", presence_set_stats },
+	{ "set_visible", presence_set_visible },
+	{ "set_profile", presence_set_profile },
 };
 
 static void dispatch_request(struct conn *c, const json_t *msg, const char *type)

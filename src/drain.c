@@ -24,8 +24,6 @@
 #include "meshd/strbuf.h"
 #include "meshd/thread.h"
 
-#define ISO_SQL(col) "to_char(" col ", 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-
 /* Claims, in order, what p may receive now (§6.6 step 2–3).  Multicast rows
  * are never selected: they are inserted delivered (Q14). */
 static const char drain_sql[] =
@@ -46,7 +44,7 @@ static const char drain_sql[] =
 	" RETURNING mq.id, mq.priority::text AS priority, mq.nonce, mq.ciphertext, mq.created_at,"
 	" mq.client_message_id, mq.request_fingerprint, mq.sender_member_id,"
 	" mq.sender_session_pubkey)"
-	" SELECT upd.id, upd.priority, upd.nonce, upd.ciphertext, " ISO_SQL("upd.created_at") ","
+	" SELECT upd.id, upd.priority, upd.nonce, upd.ciphertext, " SQL_ISO8601("upd.created_at") ","
 	" upd.client_message_id, upd.request_fingerprint,"
 	" COALESCE(upd.sender_session_pubkey, m.peer_pubkey)"
 	" FROM upd JOIN mesh.member m ON m.id = upd.sender_member_id"

@@ -21,6 +21,7 @@
 #include "meshd/hook.h"
 #include "meshd/log.h"
 #include "meshd/metrics.h"
+#include "meshd/peerstate.h"
 #include "meshd/presence.h"
 #include "meshd/proto.h"
 #include "meshd/session.h"
@@ -28,13 +29,16 @@
 #include "meshd/thread.h"
 #include "meshd/ws.h"
 
-/* One row: the mesh, and the member with that exact pubkey, an active row
- * preferred over a revoked one (there is no unique index on the pair). */
+/* One row: the mesh, the member with that exact pubkey, an active row
+ * preferred over a revoked one (there is no unique index on the pair), and
+ * the member's saved peer state (§5.5). */
+#define MEMBER_SQL_PEERSTATE 11
 static const char member_sql[] =
 	"SELECT ms.name, ms.slug, ms.archived_at IS NOT NULL, ms.self_editable::text,"
 	" m.id, m.display_name, m.role_tag, m.default_groups::text, m.message_mode,"
-	" m.peer_grants::text, m.revoked_at IS NOT NULL"
+	" m.peer_grants::text, m.revoked_at IS NOT NULL, " PEERSTATE_SQL_COLUMNS
 	" FROM mesh.mesh ms LEFT JOIN mesh.member m ON m.mesh_id = ms.id AND m.peer_pubkey = $2"
+	" LEFT JOIN mesh.peer_state ps ON ps.mesh_id = ms.id AND ps.member_id = m.id"
 	" WHERE ms.id = $1"
 	" ORDER BY (m.revoked_at IS NULL) DESC LIMIT 1";
 
@@ -126,10 +130,8 @@ static const char *mesh_label(PGresult *res, const char *mesh_id)
 	return mesh_id;
 }
 
-static json_t *groups_json(const struct hello *h, const struct member *mb)
+static json_t *hello_groups(const struct hello *h)
 {
-	if (!h->groups_present)
-		return json_deep_copy(mb->default_groups);
 	json_t *a = json_array();
 	for (size_t i = 0; i < h->ngroups; i++) {
 		json_t *g = json_object();
@@ -141,7 +143,36 @@ static json_t *groups_json(const struct hello *h, const struct member *mb)
 	return a;
 }
 
-static void send_ack(struct conn *c, struct presence *p, bool reattach)
+/* Initial groups (§5.5).  Member hello: non-empty hello groups, else the
+ * saved ones if non-empty, else the member's defaults.  session_hello: the
+ * hello's groups whenever the key is there (even []), else the defaults. */
+static json_t *initial_groups(const struct hello *h, const struct member *mb,
+			      const struct peer_saved *saved)
+{
+	if (h->kind == HELLO_SESSION)
+		return h->groups_present ? hello_groups(h) : json_deep_copy(mb->default_groups);
+	if (h->ngroups > 0)
+		return hello_groups(h);
+	if (saved && json_array_size(saved->groups) > 0)
+		return json_deep_copy(saved->groups);
+	return json_deep_copy(mb->default_groups);
+}
+
+/* hello_ack's restored fields, in the reference's key order. */
+static void add_restored(json_t *o, const struct hello *h, const struct peer_saved *saved)
+{
+	json_object_set_new(o, "restored", json_true());
+	if (saved->last_summary)
+		json_object_set_new(o, "lastSummary", json_string(saved->last_summary));
+	if (saved->last_seen_at)
+		json_object_set_new(o, "lastSeenAt", json_string(saved->last_seen_at));
+	if (h->ngroups == 0 && json_array_size(saved->groups) > 0)
+		json_object_set(o, "restoredGroups", saved->groups);
+	json_object_set_new(o, "restoredStats", peerstate_stats_json(saved));
+}
+
+static void send_ack(struct conn *c, struct presence *p, bool reattach,
+		     const struct peer_saved *saved)
 {
 	const struct hello *h = session_of(c)->hello;
 	struct member *mb = p->member;
@@ -161,16 +192,19 @@ static void send_ack(struct conn *c, struct presence *p, bool reattach)
 		json_object_set(pol, "selfEditable", p->mesh->self_editable);
 		json_object_set_new(o, "meshPolicy", pol);
 	}
+	if (saved)
+		add_restored(o, h, saved);
 	if (h->kind == HELLO_MEMBER)
 		json_object_set_new(o, "services", json_array()); /* managed services: out of scope */
 	proto_send_json(c, o);
 }
 
 /* The handshake is over for this connection: frames are now requests. */
-static void finish(struct conn *c, struct presence *p, bool reattach)
+static void finish(struct conn *c, struct presence *p, bool reattach,
+		   const struct peer_saved *saved)
 {
 	struct session *ss = session_of(c);
-	send_ack(c, p, reattach);
+	send_ack(c, p, reattach, saved);
 	ss->hello_done = true;
 	session_end_handshake(ss);
 	conn_ws_set_deadline(c, 0);
@@ -202,9 +236,13 @@ static void created_done(struct db_job *j, void *owner)
 	hook_apply_pending(p);
 	if (!c || session_presence(c) != p)
 		return; /* its socket closed meanwhile: the lease is in grace */
-	bool session = session_of(c)->hello->kind == HELLO_SESSION;
-	finish(c, p, false);
-	presence_announce_joined(p, session);
+	struct session *ss = session_of(c);
+	bool session = ss->hello->kind == HELLO_SESSION;
+	struct peer_saved *saved = ss->saved; /* restored: kept past finish() for the announce */
+	ss->saved = NULL;
+	finish(c, p, false, saved);
+	presence_announce_joined(p, session, saved);
+	peerstate_free(saved);
 	drain_presence(p);
 }
 
@@ -244,7 +282,7 @@ static void submit_created(struct conn *c, struct presence *p)
 		json_object_set_new(payload, "via", json_string("session_hello"));
 		json_object_set_new(payload, "role", json_string("session"));
 	} else {
-		json_object_set_new(payload, "restored", json_false());
+		json_object_set_new(payload, "restored", json_boolean(session_of(c)->saved != NULL));
 		json_object_set_new(payload, "role", json_string("control-plane"));
 	}
 	db_submit(s->db, j);
@@ -271,8 +309,14 @@ static struct presence *create(struct conn *c, struct mesh *m, struct member *mb
 	p->peer_type = h->peer_type ? xstrdup(h->peer_type) : NULL;
 	p->channel = h->channel ? xstrdup(h->channel) : NULL;
 	p->model = h->model ? xstrdup(h->model) : NULL;
+	const struct peer_saved *saved = session_of(c)->saved;
 	json_decref(p->groups);
-	p->groups = groups_json(h, mb);
+	p->groups = initial_groups(h, mb, saved);
+	if (saved) {
+		p->visible = saved->visible;
+		json_decref(p->profile);
+		p->profile = json_deep_copy(saved->profile);
+	}
 	p->status = STATUS_IDLE;
 	p->source = SOURCE_JSONL;
 	p->connected_ms = p->status_updated_ms = clock_wall_ms();
@@ -327,7 +371,7 @@ static void reattach(struct conn *c, struct presence *p)
 	}
 	presence_attach(p, c);
 	presence_store_restore(p);
-	finish(c, p, true);
+	finish(c, p, true, NULL); /* a reattach is never "restored" (§7.8) */
 	drain_presence(p);
 }
 
@@ -400,5 +444,7 @@ static void lookup_done(struct db_job *j, void *owner)
 					       col(res, 8), defaults, grants);
 	json_decref(defaults);
 	json_decref(grants);
+	if (!session)
+		ss->saved = peerstate_from_row(res, MEMBER_SQL_PEERSTATE);
 	admit(s, c, mb);
 }

@@ -23,13 +23,11 @@
 #include "meshd/shard.h"
 #include "meshd/thread.h"
 
-#define ISO_SQL(col) "to_char(" col ", 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-
 static const char status_exact_sql[] =
-	"SELECT id, target_spec, delivered_at IS NOT NULL, " ISO_SQL("delivered_at")
+	"SELECT id, target_spec, delivered_at IS NOT NULL, " SQL_ISO8601("delivered_at")
 	" FROM mesh.message_queue WHERE mesh_id = $1 AND id = $2";
 static const char status_prefix_sql[] =
-	"SELECT id, target_spec, delivered_at IS NOT NULL, " ISO_SQL("delivered_at")
+	"SELECT id, target_spec, delivered_at IS NOT NULL, " SQL_ISO8601("delivered_at")
 	" FROM mesh.message_queue WHERE mesh_id = $1 AND id LIKE $2 || '%' LIMIT 2";
 
 struct status_ctx {

@@ -18,6 +18,7 @@
 #include "meshd/jsonlcache.h"
 #include "meshd/log.h"
 #include "meshd/metrics.h"
+#include "meshd/peerstate.h"
 #include "meshd/presence.h"
 #include "meshd/proto.h"
 #include "meshd/session.h"
@@ -77,6 +78,10 @@ void presence_conn_closed(struct presence *p)
 {
 	struct shard *s = p->mesh->shard;
 	MESHD_ASSERT_ON_WORKER(s);
+	/* §7.7 step 4, for a socket whose handshake completed (shutdown too:
+	 * the reference's close handler runs then as well). */
+	if (presence_handshaken(p))
+		peerstate_save(p);
 	presence_detach(p);
 	if (s->draining)
 		return; /* shutdown: presence_shutdown_shard() has the rows */
@@ -221,14 +226,19 @@ void presence_broadcast_system(struct presence *subject, const char *event, json
 	free(text);
 }
 
-void presence_announce_joined(struct presence *p, bool session)
+void presence_announce_joined(struct presence *p, bool session, const struct peer_saved *saved)
 {
 	json_t *data = json_object();
 	json_object_set_new(data, "name", json_string(p->display_name));
 	json_object_set_new(data, "pubkey", json_string(presence_pubkey(p)));
 	json_object_set(data, "groups", p->groups);
+	if (saved && saved->last_seen_at)
+		json_object_set_new(data, "lastSeenAt", json_string(saved->last_seen_at));
+	if (saved && saved->last_summary)
+		json_object_set_new(data, "summary", json_string(saved->last_summary));
 	p->announced = true;
-	presence_broadcast_system(p, "peer_joined", data, session ? anyone_else : other_member_not_self);
+	presence_broadcast_system(p, saved ? "peer_returned" : "peer_joined", data,
+				  session ? anyone_else : other_member_not_self);
 	json_decref(data);
 }
 
@@ -266,7 +276,11 @@ static json_t *peer_entry(const struct presence *p)
 	set_opt(e, "peerType", p->peer_type);
 	set_opt(e, "channel", p->channel);
 	set_opt(e, "model", p->model);
+	if (p->stats)
+		json_object_set(e, "stats", p->stats);
 	json_object_set_new(e, "visible", json_boolean(p->visible));
+	if (json_object_size(p->profile) > 0)
+		json_object_set(e, "profile", p->profile);
 	return e;
 }
 
@@ -426,6 +440,85 @@ void presence_leave_group(struct conn *c, const json_t *msg)
 		return;
 	drop_group(p->groups, name);
 	store_groups(p);
+}
+
+/* ---- extras (§7.12) --------------------------------------------------------- */
+
+/* set_visible's and set_profile's reply: the ack shape with nothing queued. */
+static void ack_empty(struct conn *c, const json_t *msg)
+{
+	const char *rid = req_id(msg);
+	json_t *o = json_object();
+	json_object_set_new(o, "type", json_string("ack"));
+	json_object_set_new(o, "id", json_string(rid ? rid : ""));
+	json_object_set_new(o, "messageId", json_string(""));
+	json_object_set_new(o, "queued", json_false());
+	set_opt(o, "_reqId", rid);
+	proto_send_json(c, o);
+}
+
+/* The counters the clients send; anything else in `stats` is dropped, so a
+ * peer cannot make others' peers_list carry what it likes. */
+static const char *const stat_keys[] = { "messagesIn", "messagesOut", "toolCalls", "uptime",
+					 "errors" };
+
+void presence_set_stats(struct conn *c, const json_t *msg)
+{
+	struct presence *p = session_presence(c);
+	const json_t *in = json_object_get(msg, "stats");
+	if (!json_is_object(in))
+		return; /* no reply either way (§7.12) */
+	json_t *stats = json_object();
+	for (size_t i = 0; i < sizeof(stat_keys) / sizeof(stat_keys[0]); i++) {
+		json_t *v = json_object_get(in, stat_keys[i]);
+		if (json_is_number(v))
+			json_object_set(stats, stat_keys[i], v);
+	}
+	json_decref(p->stats);
+	p->stats = stats;
+}
+
+/* A `visible` that is not a boolean is ignored, with no reply: the reference
+ * has no answer for it, and guessing a value would hide or show a peer. */
+void presence_set_visible(struct conn *c, const json_t *msg)
+{
+	struct presence *p = session_presence(c);
+	const json_t *v = json_object_get(msg, "visible");
+	if (!json_is_boolean(v))
+		return;
+	p->visible = json_is_true(v);
+	ack_empty(c, msg);
+	json_t *data = json_object();
+	json_object_set_new(data, "name", json_string(p->display_name));
+	json_object_set_new(data, "pubkey", json_string(presence_pubkey(p)));
+	presence_broadcast_system(p, p->visible ? "peer_visible" : "peer_hidden", data, anyone_else);
+	json_decref(data);
+}
+
+static bool all_strings(const json_t *a)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(a, i, v)
+		if (!json_is_string(v))
+			return false;
+	return true;
+}
+
+/* Merges the given fields; a field of the wrong type is left as it was. */
+void presence_set_profile(struct conn *c, const json_t *msg)
+{
+	struct presence *p = session_presence(c);
+	static const char *const text_keys[] = { "avatar", "title", "bio" };
+	for (size_t i = 0; i < sizeof(text_keys) / sizeof(text_keys[0]); i++) {
+		json_t *v = json_object_get(msg, text_keys[i]);
+		if (json_is_string(v))
+			json_object_set(p->profile, text_keys[i], v);
+	}
+	json_t *caps = json_object_get(msg, "capabilities");
+	if (json_is_array(caps) && all_strings(caps))
+		json_object_set_new(p->profile, "capabilities", json_deep_copy(caps));
+	ack_empty(c, msg);
 }
 
 /* ---- sweeps ------------------------------------------------------------------ */

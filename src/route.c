@@ -48,7 +48,7 @@ static const char insert_many_sql[] =
 	/* A batch resent after a lost connection may hold rows that did
 	 * commit: the ids are ours, so a second insert is a no-op. */
 	" ON CONFLICT (id) DO NOTHING"
-	" RETURNING " "to_char(created_at, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')";
+	" RETURNING " SQL_ISO8601("created_at");
 
 static const struct config *cfg_of(const struct conn *c)
 {

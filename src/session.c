@@ -3,6 +3,7 @@
 
 #include "meshd/alloc.h"
 #include "meshd/hello.h"
+#include "meshd/peerstate.h"
 #include "meshd/session.h"
 
 struct session *session_new(void)
@@ -18,6 +19,8 @@ void session_end_handshake(struct session *s)
 		xfree(s->hello);
 		s->hello = NULL;
 	}
+	peerstate_free(s->saved);
+	s->saved = NULL;
 }
 
 void session_free(struct session *s)

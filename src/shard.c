@@ -90,6 +90,8 @@ static void presence_free(struct presence *p)
 	xfree(p->model);
 	xfree(p->summary);
 	json_decref(p->groups);
+	json_decref(p->profile);
+	json_decref(p->stats);
 	claims_free(&p->claims);
 	xfree(p);
 }
@@ -254,6 +256,7 @@ struct presence *mesh_presence_new(struct mesh *m, struct member *mb)
 	p->online = true;
 	p->visible = true;
 	p->groups = json_array();
+	p->profile = json_object();
 	p->prev = m->tail;
 	if (m->tail)
 		m->tail->next = p;

@@ -43,6 +43,10 @@ struct db_reply {
 /* job->ok, job->res and job->error tell the outcome; the job is freed after. */
 typedef void (*db_done_fn)(struct db_job *job, void *owner);
 
+/* A timestamp column as the protocol writes times: ISO 8601 UTC with
+ * milliseconds (sessions run in UTC, db.c). */
+#define SQL_ISO8601(col) "to_char(" col ", 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
 struct db_job {
 	struct msg hdr;
 	unsigned flags;

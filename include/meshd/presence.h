@@ -17,6 +17,7 @@
 #include "meshd/shard.h" /* enum peer_status */
 
 struct conn;
+struct peer_saved;
 struct presence;
 struct shard;
 
@@ -38,8 +39,10 @@ void presence_replace(struct presence *p);
 /* Reattach: the stored row is live again. */
 void presence_store_restore(struct presence *p);
 
-/* §7.10 peer_joined to the mesh (session_hello: same-member peers too). */
-void presence_announce_joined(struct presence *p, bool session);
+/* §7.10 peer_joined to the mesh (session_hello: same-member peers too), or
+ * peer_returned with lastSeenAt and summary when the hello was restored
+ * (saved: the member's peer state, peerstate.h; NULL otherwise). */
+void presence_announce_joined(struct presence *p, bool session, const struct peer_saved *saved);
 /* A system push (§6.5.3) to every open, handshaken socket of p's mesh for
  * which want(recipient, subject) is true. */
 void presence_broadcast_system(struct presence *subject, const char *event, json_t *data,
@@ -62,6 +65,14 @@ void presence_set_status(struct conn *c, const json_t *msg);
 void presence_set_summary(struct conn *c, const json_t *msg);
 void presence_join_group(struct conn *c, const json_t *msg);
 void presence_leave_group(struct conn *c, const json_t *msg);
+/* The extras current clients send (§7.12): set_stats (no reply; the five
+ * counters only, shown in peers_list.stats, summed into the peer state at
+ * close), set_visible (ack, then peer_visible / peer_hidden to every other
+ * connection of the mesh), set_profile (avatar, title, bio, capabilities
+ * merged; ack). */
+void presence_set_stats(struct conn *c, const json_t *msg);
+void presence_set_visible(struct conn *c, const json_t *msg);
+void presence_set_profile(struct conn *c, const json_t *msg);
 
 /* Writes status with the §7.1 rule (memory and row).  True when the new
  * status admits priorities the old one held back (the caller drains). */

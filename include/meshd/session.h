@@ -16,11 +16,13 @@
 #include "meshd/conn.h"
 
 struct hello;
+struct peer_saved;
 struct presence;
 
 struct session {
 	/* Set while a hello is being checked, looked up or migrated. */
 	struct hello *hello;
+	struct peer_saved *saved;  /* a member hello's restored state, until the ack */
 	bool handshaking;
 	bool hello_done;           /* frames are requests from now on */
 	struct presence *presence; /* NULL before the ack, or once replaced or evicted */
@@ -42,7 +44,7 @@ static inline struct presence *session_presence(const struct conn *c)
 	return s ? s->presence : NULL;
 }
 
-/* Drops the hello (the handshake ended, either way). */
+/* Drops the hello and the saved state (the handshake ended, either way). */
 void session_end_handshake(struct session *s);
 
 #endif

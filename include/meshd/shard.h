@@ -77,7 +77,9 @@ struct presence {
 	char *hostname, *peer_type, *channel, *model; /* NULL when the hello had none */
 	char *summary;            /* NULL = null */
 	json_t *groups;           /* array of {name, role?} */
-	bool visible;
+	bool visible;             /* set_visible; false: skipped by * and @g, unlisted */
+	json_t *profile;          /* set_profile's object, {} by default */
+	json_t *stats;            /* set_stats' object, NULL until one came */
 
 	enum peer_status status;
 	enum status_source source;

@@ -36,7 +36,8 @@ void mt_seed_member(const char *url, const char *mesh_id, const char *member_id,
 	ck_assert_msg(pgtest_exec(url, sql), "seed member %s", member_id);
 }
 
-static bool await_ack(struct mt_peer *p)
+/* The hello_ack goes to *keep when keep is not NULL (the caller frees it). */
+static bool await_ack(struct mt_peer *p, struct mc_frame *keep)
 {
 	struct mc_frame f;
 	if (!mt_next(p, &f, 10000))
@@ -47,7 +48,10 @@ static bool await_ack(struct mt_peer *p)
 	else
 		fprintf(stderr, "meshtest: expected hello_ack, got %s\n",
 			f.json ? json_dumps(f.json, JSON_COMPACT) : "?");
-	mc_frame_free(&f);
+	if (ok && keep)
+		*keep = f;
+	else
+		mc_frame_free(&f);
 	return ok;
 }
 
@@ -84,9 +88,9 @@ static bool open_peer(struct mt_peer *p, int port, const struct mc_identity *id,
 }
 
 /* Sends a hello (freed here) and waits for its hello_ack. */
-static bool send_hello(struct mt_peer *p, char *hello)
+static bool send_hello(struct mt_peer *p, char *hello, struct mc_frame *keep)
 {
-	bool ok = hello && wsc_send_text(p->ws, hello, strlen(hello)) && await_ack(p);
+	bool ok = hello && wsc_send_text(p->ws, hello, strlen(hello)) && await_ack(p, keep);
 	free(hello);
 	return ok;
 }
@@ -94,6 +98,13 @@ static bool send_hello(struct mt_peer *p, char *hello)
 bool mt_connect_where(struct mt_peer *p, int port, const char *mesh_id, const char *member_id,
 		      const struct mc_identity *id, const char *name, const char *const *groups,
 		      const struct mt_where *where)
+{
+	return mt_connect_ack(p, port, mesh_id, member_id, id, name, groups, where, NULL);
+}
+
+bool mt_connect_ack(struct mt_peer *p, int port, const char *mesh_id, const char *member_id,
+		    const struct mc_identity *id, const char *name, const char *const *groups,
+		    const struct mt_where *where, struct mc_frame *ack)
 {
 	if (!open_peer(p, port, id, mesh_id, member_id, name))
 		return false;
@@ -105,7 +116,7 @@ bool mt_connect_where(struct mt_peer *p, int port, const char *mesh_id, const ch
 				   .pid = where ? where->pid : getpid(),
 				   .cwd = where && where->cwd ? where->cwd : "/tmp/meshtest",
 				   .groups = groups_of(groups, gbuf, 16) };
-	return send_hello(p, mc_hello(&p->id, &o));
+	return send_hello(p, mc_hello(&p->id, &o), ack);
 }
 
 bool mt_connect(struct mt_peer *p, int port, const char *mesh_id, const char *member_id,
@@ -118,6 +129,15 @@ bool mt_connect_session_where(struct mt_peer *p, int port, const char *mesh_id,
 			      const char *member_id, const struct mc_identity *parent,
 			      const char *name, const char *const *groups,
 			      const struct mt_where *where)
+{
+	return mt_connect_session_ack(p, port, mesh_id, member_id, parent, name, groups, where,
+				      NULL);
+}
+
+bool mt_connect_session_ack(struct mt_peer *p, int port, const char *mesh_id,
+			    const char *member_id, const struct mc_identity *parent,
+			    const char *name, const char *const *groups,
+			    const struct mt_where *where, struct mc_frame *ack)
 {
 	if (!open_peer(p, port, parent, mesh_id, member_id, name))
 		return false;
@@ -134,7 +154,7 @@ bool mt_connect_session_where(struct mt_peer *p, int port, const char *mesh_id,
 		.cwd = where && where->cwd ? where->cwd : "/tmp/meshtest",
 		.groups = groups_of(groups, gbuf, 16)
 	};
-	return send_hello(p, mc_session_hello(&p->id, &p->session, &o));
+	return send_hello(p, mc_session_hello(&p->id, &p->session, &o), ack);
 }
 
 bool mt_connect_session(struct mt_peer *p, int port, const char *mesh_id, const char *member_id,

@@ -50,6 +50,14 @@ bool mt_connect_session_where(struct mt_peer *p, int port, const char *mesh_id,
 			      const char *member_id, const struct mc_identity *parent,
 			      const char *name, const char *const *groups,
 			      const struct mt_where *where);
+/* The same, handing the hello_ack frame to *ack (the caller frees it). */
+bool mt_connect_ack(struct mt_peer *p, int port, const char *mesh_id, const char *member_id,
+		    const struct mc_identity *id, const char *name, const char *const *groups,
+		    const struct mt_where *where, struct mc_frame *ack);
+bool mt_connect_session_ack(struct mt_peer *p, int port, const char *mesh_id,
+			    const char *member_id, const struct mc_identity *parent,
+			    const char *name, const char *const *groups,
+			    const struct mt_where *where, struct mc_frame *ack);
 /* The same with session_hello (a fresh session key). */
 bool mt_connect_session(struct mt_peer *p, int port, const char *mesh_id, const char *member_id,
 			const struct mc_identity *parent, const char *name,
