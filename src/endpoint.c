@@ -6,12 +6,14 @@
 
 #include <event2/buffer.h>
 
+#include "meshd/claim.h"
 #include "meshd/clock.h"
 #include "meshd/conn.h"
 #include "meshd/db.h"
 #include "meshd/endpoint.h"
 #include "meshd/hook.h"
 #include "meshd/http.h"
+#include "meshd/join.h"
 #include "meshd/metrics.h"
 #include "meshd/config.h"
 #include "meshd/shard.h"
@@ -78,9 +80,15 @@ void endpoint_handle(struct conn *c, const struct http_request *req, const char 
 		     size_t body_len)
 {
 	const struct shard *s = conn_owner(c);
+	bool too_big = req->content_length > (long long)s->cfg->max_message_bytes;
+	const char *code;
+	size_t code_len = 0;
 	if (is(req, HTTP_POST, "/hook/set-status")) {
 		hook_http(c, req, body, body_len); /* its own 413, in its own shape */
-	} else if (req->content_length > (long long)s->cfg->max_message_bytes) {
+	} else if (is(req, HTTP_POST, "/join") && too_big) {
+		static const char big[] = "{\"ok\":false,\"error\":\"payload too large\"}";
+		conn_http_respond(c, 413, JSON_TYPE, big, sizeof(big) - 1, true);
+	} else if (too_big) {
 		static const char big[] = "{\"error\":\"payload too large\"}";
 		conn_http_respond(c, 413, JSON_TYPE, big, sizeof(big) - 1, true);
 	} else if (req->method == HTTP_OPTIONS) {
@@ -91,6 +99,11 @@ void endpoint_handle(struct conn *c, const struct http_request *req, const char 
 		health_ready(c);
 	} else if (is(req, HTTP_GET, "/metrics")) {
 		metrics(c);
+	} else if (is(req, HTTP_POST, "/join")) {
+		join_http(c, body, body_len);
+	} else if (req->method == HTTP_POST &&
+		   (code = claim_code(req->target, req->target_len, &code_len))) {
+		claim_http(c, code, code_len, body, body_len);
 	} else {
 		/* No explicit content type, as the reference. */
 		conn_http_respond(c, 404, NULL, "not found", 9, false);
