@@ -102,16 +102,11 @@ const char *claim_code(const char *target, size_t len, size_t *code_len)
 	return code;
 }
 
-static struct conn *conn_of(struct shard *s, const struct db_job *j)
-{
-	return shard_conn(s, j->conn_slot, j->conn_gen);
-}
-
 static void consumed(struct db_job *j, void *owner)
 {
 	struct shard *s = owner;
 	struct claim_req *r = j->arg;
-	struct conn *c = conn_of(s, j);
+	struct conn *c = shard_conn(s, j->conn_slot, j->conn_gen);
 	if (!j->ok) {
 		log_warn("invite_claim_failed", "mesh=%s error=%s", r->mesh_id, j->error);
 		if (c)
@@ -140,21 +135,11 @@ static void consumed(struct db_job *j, void *owner)
 	xfree(sealed);
 }
 
-static const char *col(PGresult *res, int i)
-{
-	return PQgetisnull(res, 0, i) ? NULL : PQgetvalue(res, 0, i);
-}
-
-static bool is_t(PGresult *res, int i)
-{
-	return strcmp(PQgetvalue(res, 0, i), "t") == 0;
-}
-
 /* Step 12–14: a v2 row's capability must be the canonical string the
  * broker computes, signed by the mesh owner.  NULL: fine; else the error. */
 static const char *capability_error(PGresult *res, const char *canonical, const char *owner)
 {
-	const char *cap = col(res, 6);
+	const char *cap = db_value(res, 6);
 	if (strcmp(PQgetvalue(res, 0, 5), "2") != 0 || !cap || !*cap)
 		return NULL; /* a v1 row: no capability to check */
 	json_t *o = json_loads(cap, 0, NULL);
@@ -176,24 +161,24 @@ static const char *check(PGresult *res, const struct claim_req *r, int *status)
 	*status = 410;
 	if (PQntuples(res) == 0)
 		return *status = 404, "not_found";
-	if (is_t(res, 2))
+	if (db_true(res, 2))
 		return "revoked";
-	if (is_t(res, 3))
+	if (db_true(res, 3))
 		return "expired";
-	if (is_t(res, 4))
+	if (db_true(res, 4))
 		return "exhausted";
-	if (!is_t(res, 9))
+	if (!db_true(res, 9))
 		return *status = 404, "not_found";
 	*status = 400;
-	if (!col(res, 10) || !col(res, 11))
+	if (!db_value(res, 10) || !db_value(res, 11))
 		return "malformed";
-	const char *err = capability_error(res, r->canonical, col(res, 10));
+	const char *err = capability_error(res, r->canonical, db_value(res, 10));
 	if (err)
 		return err;
 	/* D6: what the seal needs is checked before anything is consumed. */
 	if (!invite_recipient_key_ok(r->recipient))
 		return "malformed";
-	char *probe = invite_seal_root_key(col(res, 11), r->recipient);
+	char *probe = invite_seal_root_key(db_value(res, 11), r->recipient);
 	xfree(probe);
 	if (!probe)
 		return "malformed";
@@ -204,7 +189,7 @@ static const char *check(PGresult *res, const struct claim_req *r, int *status)
 static void looked_up(struct db_job *j, void *owner)
 {
 	struct shard *s = owner;
-	struct conn *c = conn_of(s, j);
+	struct conn *c = shard_conn(s, j->conn_slot, j->conn_gen);
 	if (!c)
 		return;
 	if (!j->ok) {
@@ -217,7 +202,7 @@ static void looked_up(struct db_job *j, void *owner)
 	if (PQntuples(res) == 1) {
 		r->mesh_id = xstrdup(PQgetvalue(res, 0, 1));
 		long long exp = strtoll(PQgetvalue(res, 0, 8), NULL, 10);
-		const char *owner_pk = col(res, 10) ? col(res, 10) : "";
+		const char *owner_pk = db_value(res, 10) ? db_value(res, 10) : "";
 		r->canonical = invite_v2_canonical(r->mesh_id, PQgetvalue(res, 0, 0), exp,
 						   PQgetvalue(res, 0, 7), owner_pk);
 	}
@@ -228,8 +213,8 @@ static void looked_up(struct db_job *j, void *owner)
 		req_free(r);
 		return;
 	}
-	r->owner_pubkey = xstrdup(col(res, 10));
-	r->root_key = xstrdup(col(res, 11));
+	r->owner_pubkey = xstrdup(db_value(res, 10));
+	r->root_key = xstrdup(db_value(res, 11));
 	id_new(r->member_id);
 	char topic_id[ID_LEN + 1];
 	id_new(topic_id);

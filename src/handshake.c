@@ -108,21 +108,16 @@ void handshake_adopted(struct conn *c)
 	conn_resume_input(c);
 }
 
-static const char *col(PGresult *res, int i)
-{
-	return PQgetisnull(res, 0, i) ? NULL : PQgetvalue(res, 0, i);
-}
-
 static json_t *json_col(PGresult *res, int i)
 {
-	const char *v = col(res, i);
+	const char *v = db_value(res, i);
 	return v ? json_loads(v, JSON_DECODE_ANY, NULL) : NULL;
 }
 
 /* `<label>` of the revoked message: name, else slug, else the id. */
 static const char *mesh_label(PGresult *res, const char *mesh_id)
 {
-	const char *name = col(res, 0), *slug = col(res, 1);
+	const char *name = db_value(res, 0), *slug = db_value(res, 1);
 	if (name && *name)
 		return name;
 	if (slug && *slug)
@@ -440,8 +435,8 @@ static void lookup_done(struct db_job *j, void *owner)
 	json_decref(m->self_editable);
 	m->self_editable = json_col(res, 3);
 	json_t *defaults = json_col(res, 7), *grants = json_col(res, 9);
-	struct member *mb = mesh_member_upsert(m, member_id, h->pubkey, col(res, 5), col(res, 6),
-					       col(res, 8), defaults, grants);
+	struct member *mb = mesh_member_upsert(m, member_id, h->pubkey, db_value(res, 5), db_value(res, 6),
+					       db_value(res, 8), defaults, grants);
 	json_decref(defaults);
 	json_decref(grants);
 	if (!session)

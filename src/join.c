@@ -87,16 +87,11 @@ static void joined(struct conn *c, const char *member_id, bool already)
 	respond(c, 200, o);
 }
 
-static struct conn *conn_of(struct shard *s, const struct db_job *j)
-{
-	return shard_conn(s, j->conn_slot, j->conn_gen);
-}
-
 static void consumed(struct db_job *j, void *owner)
 {
 	struct shard *s = owner;
 	struct join_req *r = j->arg;
-	struct conn *c = conn_of(s, j);
+	struct conn *c = shard_conn(s, j->conn_slot, j->conn_gen);
 	if (!j->ok) {
 		/* The use was not consumed: the statement rolled back. */
 		log_warn("invite_join_failed", "mesh=%s error=%s", r->mesh_id, j->error);
@@ -114,32 +109,22 @@ static void consumed(struct db_job *j, void *owner)
 		joined(c, PQgetvalue(j->res, 0, 0), false);
 }
 
-static const char *col(PGresult *res, int i)
-{
-	return PQgetisnull(res, 0, i) ? NULL : PQgetvalue(res, 0, i);
-}
-
-static bool is_t(PGresult *res, int i)
-{
-	return !PQgetisnull(res, 0, i) && strcmp(PQgetvalue(res, 0, i), "t") == 0;
-}
-
 /* Steps 2–3, in order; NULL when the join may go on. */
 static const char *check(PGresult *res, const struct join_req *r)
 {
-	if (!is_t(res, 0))
+	if (!db_true(res, 0))
 		return "mesh_not_found";
-	if (!col(res, 1))
+	if (!db_value(res, 1))
 		return "mesh_missing_owner_key";
-	if (strcmp(col(res, 1), r->owner_pubkey) != 0)
+	if (strcmp(db_value(res, 1), r->owner_pubkey) != 0)
 		return "invite_owner_mismatch";
-	if (!col(res, 2))
+	if (!db_value(res, 2))
 		return "invite_not_found";
-	if (strcmp(col(res, 3), r->mesh_id) != 0)
+	if (strcmp(db_value(res, 3), r->mesh_id) != 0)
 		return "invite_mesh_mismatch";
-	if (is_t(res, 4))
+	if (db_true(res, 4))
 		return "invite_revoked";
-	if (is_t(res, 5))
+	if (db_true(res, 5))
 		return "invite_expired";
 	return NULL;
 }
@@ -147,7 +132,7 @@ static const char *check(PGresult *res, const struct join_req *r)
 static void looked_up(struct db_job *j, void *owner)
 {
 	struct shard *s = owner;
-	struct conn *c = conn_of(s, j);
+	struct conn *c = shard_conn(s, j->conn_slot, j->conn_gen);
 	if (!c)
 		return;
 	if (!j->ok) {
@@ -161,8 +146,8 @@ static void looked_up(struct db_job *j, void *owner)
 		fail(c, 400, err);
 		return;
 	}
-	if (col(res, 6)) {
-		joined(c, col(res, 6), true); /* step 4: no use consumed */
+	if (db_value(res, 6)) {
+		joined(c, db_value(res, 6), true); /* step 4: no use consumed */
 		return;
 	}
 	j->arg = NULL; /* handed to the next job */
@@ -170,7 +155,7 @@ static void looked_up(struct db_job *j, void *owner)
 	struct db_job *k = db_job_new(consume_sql, DB_JOB_WRITE | DB_JOB_FAIL_FAST, &s->reply,
 				      consumed, r);
 	k->free_arg = req_free;
-	db_job_param(k, col(res, 2));
+	db_job_param(k, db_value(res, 2));
 	db_job_param(k, r->mesh_id);
 	db_job_param(k, r->peer_pubkey);
 	db_job_param(k, r->display_name);

@@ -43,6 +43,18 @@ struct db_reply {
 /* job->ok, job->res and job->error tell the outcome; the job is freed after. */
 typedef void (*db_done_fn)(struct db_job *job, void *owner);
 
+/* Row 0, column i of a result: its text, or NULL for SQL NULL. */
+static inline const char *db_value(const PGresult *res, int i)
+{
+	return PQgetisnull(res, 0, i) ? NULL : PQgetvalue(res, 0, i);
+}
+
+/* Row 0, column i of a result is boolean true. */
+static inline bool db_true(const PGresult *res, int i)
+{
+	return !PQgetisnull(res, 0, i) && PQgetvalue(res, 0, i)[0] == 't';
+}
+
 /* A timestamp column as the protocol writes times: ISO 8601 UTC with
  * milliseconds (sessions run in UTC, db.c). */
 #define SQL_ISO8601(col) "to_char(" col ", 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
