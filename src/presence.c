@@ -107,8 +107,9 @@ void presence_heartbeat(struct presence *p)
 {
 	int64_t now = clock_mono_ms();
 	p->last_pong_mono_ms = now;
-	/* last_ping_at feeds the stale sweep (90 s); one write per half ping
-	 * interval is plenty and keeps 100k idle peers from flooding the db. */
+	/* last_ping_at feeds the stale sweep (PRESENCE_STALE_SECONDS, at least
+	 * two ping intervals: db.c).  At most one write per half ping interval,
+	 * so every pong writes one, and 100k idle peers do not flood the db. */
 	int64_t every = (int64_t)cfg_of(p)->ping_interval_seconds * 500;
 	if (now - p->last_heartbeat_write_ms < every)
 		return;
