@@ -19,6 +19,7 @@
 #include "meshd/log.h"
 #include "meshd/shard.h"
 #include "meshd/thread.h"
+#include "meshd/jscompat.h"
 
 #define JSON_TYPE "application/json"
 #define PREFIX "/invites/"
@@ -143,8 +144,8 @@ static const char *capability_error(PGresult *res, const char *canonical, const 
 	if (strcmp(PQgetvalue(res, 0, 5), "2") != 0 || !cap || !*cap)
 		return NULL; /* a v1 row: no capability to check */
 	json_t *o = json_loads(cap, 0, NULL);
-	const char *stored = json_string_value(json_object_get(o, "canonical"));
-	const char *sig = json_string_value(json_object_get(o, "signature"));
+	const char *stored = js_field(o, "canonical");
+	const char *sig = js_field(o, "signature");
 	const char *err = NULL;
 	if (!stored || !sig)
 		err = "malformed";
@@ -250,7 +251,7 @@ void claim_http(struct conn *c, const char *code, size_t code_len, const char *b
 		struct claim_req *r = xcalloc(1, sizeof(*r));
 		r->code = xstrndup(code, code_len);
 		r->recipient = xstrdup(json_string_value(key));
-		const char *dn = json_string_value(json_object_get(o, "display_name"));
+		const char *dn = js_field(o, "display_name");
 		r->display_name = dn ? xstrdup(dn) : NULL;
 		struct db_job *j = db_job_new(lookup_sql, DB_JOB_FAIL_FAST, &s->reply, looked_up, r);
 		j->free_arg = req_free;

@@ -9,20 +9,15 @@
 #include "meshd/session.h"
 #include "meshd/shard.h"
 #include "meshd/thread.h"
-
-static const char *opt_string(const json_t *msg, const char *key)
-{
-	const char *v = json_string_value(json_object_get(msg, key));
-	return v && *v ? v : NULL;
-}
+#include "meshd/jscompat.h"
 
 void clientack_handle(struct conn *c, const json_t *msg)
 {
 	struct presence *p = session_presence(c);
 	struct shard *s = p->mesh->shard;
 	MESHD_ASSERT_ON_WORKER(s);
-	const char *cid = opt_string(msg, "clientMessageId");
-	const char *bid = opt_string(msg, "brokerMessageId");
+	const char *cid = js_field_truthy(msg, "clientMessageId");
+	const char *bid = js_field_truthy(msg, "brokerMessageId");
 	if (!cid && !bid)
 		return;
 	drain_acked(p, bid, cid);

@@ -466,13 +466,43 @@ void conn_ws_set_deadline(struct conn *c, int64_t at_ms)
 		rearm(c);
 }
 
+size_t conn_output_bytes(const struct conn *c)
+{
+	size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
+	return c->ws ? n + ws_corked_bytes(c->ws) : n;
+}
+
+/* ops->ws_writable, once the output is down to the mark.  The write
+ * watermark makes the bufferevent call write_cb at that mark, not only
+ * when the output is empty. */
+static void check_writable(struct conn *c)
+{
+	if (!c->want_writable || c->state != CONN_WS || conn_output_bytes(c) > c->writable_low)
+		return;
+	c->want_writable = false;
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	if (c->ops->ws_writable)
+		c->ops->ws_writable(c);
+}
+
+void conn_ws_notify_writable(struct conn *c, size_t low)
+{
+	if (c->state != CONN_WS)
+		return;
+	c->want_writable = true;
+	c->writable_low = low;
+	bufferevent_setwatermark(c->bev, EV_WRITE, low, 0);
+	conntab_defer_uncork(c->tab, c); /* checked there, after this iteration's sends */
+}
+
 void conn_uncork(struct conn *c)
 {
 	c->uncork_listed = false;
 	if (c->state == CONN_CLOSED || !c->ws)
 		return;
 	ws_uncork(c->ws);
-	output_within_bound(c);
+	if (output_within_bound(c))
+		check_writable(c);
 }
 
 void conn_ws_send(struct conn *c, const char *json, size_t len)
@@ -614,8 +644,12 @@ static void read_cb(struct bufferevent *bev, void *arg)
 static void write_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
+	if (c->state == CONN_WS)
+		check_writable(c);
 	if (c->state != CONN_CLOSING)
 		return;
+	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+		return; /* a write watermark was set: not drained yet */
 	if (!c->ws || ws_finished(c->ws))
 		release(c);
 }
@@ -705,6 +739,8 @@ bool conn_attach(struct conntab *t, struct conn *c)
 	ws_rebind(c->ws, bufferevent_get_input(c->bev), bufferevent_get_output(c->bev), c->fd);
 	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATERMARK);
+	if (c->want_writable)
+		bufferevent_setwatermark(c->bev, EV_WRITE, c->writable_low, 0);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	rearm(c);
 	return true;

@@ -10,6 +10,7 @@
 #include "meshd/config.h"
 #include "meshd/conn.h"
 #include "meshd/dispatch.h"
+#include "meshd/drain.h"
 #include "meshd/endpoint.h"
 #include "meshd/handshake.h"
 #include "meshd/metrics.h"
@@ -20,6 +21,7 @@
 #include "meshd/session.h"
 #include "meshd/shard.h"
 #include "meshd/ws.h"
+#include "meshd/jscompat.h"
 
 struct handler {
 	const char *type;
@@ -66,7 +68,7 @@ static void dispatch_message(struct conn *c, const uint8_t *data, size_t len)
 		json_decref(msg);
 		return;
 	}
-	const char *type = json_string_value(json_object_get(msg, "type"));
+	const char *type = js_field(msg, "type");
 	if (!session_of(c)->hello_done) {
 		/* A handshake still in progress does not count (§4.3). */
 		if (type && (strcmp(type, "hello") == 0 || strcmp(type, "session_hello") == 0))
@@ -111,6 +113,13 @@ static void on_ws_pong(struct conn *c)
 		presence_heartbeat(p);
 }
 
+static void on_ws_writable(struct conn *c)
+{
+	struct presence *p = session_presence(c);
+	if (p)
+		drain_writable(p);
+}
+
 static void on_ws_deadline(struct conn *c)
 {
 	if (!session_of(c)->hello_done)
@@ -135,6 +144,7 @@ const struct conn_ops dispatch_conn_ops = {
 	.ws_open = on_ws_open,
 	.ws_message = on_ws_message,
 	.ws_pong = on_ws_pong,
+	.ws_writable = on_ws_writable,
 	.ws_deadline = on_ws_deadline,
 	.released = on_released,
 	.freed = on_freed,

@@ -8,6 +8,7 @@
 #include "meshd/grant.h"
 #include "meshd/shard.h"
 #include "meshd/thread.h"
+#include "meshd/jscompat.h"
 
 static const char *const default_caps[] = { "read", "dm", "broadcast", "state-read" };
 

@@ -153,20 +153,6 @@ static void sb_js_value(struct strbuf *b, const json_t *v)
 
 /* ---- field helpers ---- */
 
-/* The string value, or NULL when v is not a string (or holds a NUL). */
-static const char *jstr(const json_t *v)
-{
-	const char *s = json_string_value(v);
-	if (!s || strlen(s) != json_string_length(v))
-		return NULL;
-	return s;
-}
-
-static const char *jfield(const json_t *obj, const char *key)
-{
-	return jstr(json_object_get(obj, key));
-}
-
 static bool is_hex(const char *s, size_t n, bool lower_only)
 {
 	if (strlen(s) != n)
@@ -183,7 +169,7 @@ static bool is_hex(const char *s, size_t n, bool lower_only)
 /* obj[key] when it is a string of exactly n hex characters, else NULL. */
 static const char *hex_field(const json_t *obj, const char *key, size_t n, bool lower_only)
 {
-	const char *s = jfield(obj, key);
+	const char *s = js_field(obj, key);
 	return s && is_hex(s, n, lower_only) ? s : NULL;
 }
 
@@ -291,10 +277,10 @@ char *hello_canonical_session(const char *mesh_id, const char *parent_pubkey,
 /* Q11: the fields the presence needs; false if one is missing or invalid. */
 static bool required_fields(const json_t *msg, struct hello *h)
 {
-	const char *mesh_id = jfield(msg, "meshId");
-	const char *session_id = jfield(msg, "sessionId");
-	const char *cwd = jfield(msg, "cwd");
-	const char *member_id = jfield(msg, "memberId");
+	const char *mesh_id = js_field(msg, "meshId");
+	const char *session_id = js_field(msg, "sessionId");
+	const char *cwd = js_field(msg, "cwd");
+	const char *member_id = js_field(msg, "memberId");
 
 	if (!mesh_id || !session_id || !cwd || !int32_of(json_object_get(msg, "pid"), &h->pid))
 		return false;
@@ -319,8 +305,8 @@ static void parse_groups(const json_t *msg, struct hello *h)
 	h->groups = xcalloc(n ? n : 1, sizeof(*h->groups));
 	for (size_t i = 0; i < n; i++) {
 		const json_t *e = json_array_get(g, i);
-		const char *name = jfield(e, "name");
-		const char *role = jfield(e, "role");
+		const char *name = js_field(e, "name");
+		const char *role = js_field(e, "role");
 		if (!json_is_object(e) || !name)
 			continue;
 		h->groups[h->ngroups].name = xstrdup(name);
@@ -332,13 +318,13 @@ static void parse_groups(const json_t *msg, struct hello *h)
 /* What both kinds carry besides the keys (after every check passed). */
 static void parse_optional(const json_t *msg, struct hello *h)
 {
-	const char *display_name = jfield(msg, "displayName");
+	const char *display_name = js_field(msg, "displayName");
 
 	h->display_name = display_name && *display_name ? xstrdup(display_name) : NULL;
-	h->hostname = dup_or_null(jfield(msg, "hostname"));
-	h->peer_type = dup_or_null(jfield(msg, "peerType"));
-	h->channel = dup_or_null(jfield(msg, "channel"));
-	h->model = dup_or_null(jfield(msg, "model"));
+	h->hostname = dup_or_null(js_field(msg, "hostname"));
+	h->peer_type = dup_or_null(js_field(msg, "peerType"));
+	h->channel = dup_or_null(js_field(msg, "channel"));
+	h->model = dup_or_null(js_field(msg, "model"));
 	parse_groups(msg, h);
 }
 
@@ -352,7 +338,7 @@ static enum hello_reject check_member(const json_t *msg, double now, struct hell
 	bool ok;
 
 	if (js_truthy(spk_v)) {
-		spk = jstr(spk_v);
+		spk = js_string(spk_v);
 		if (!spk || !is_hex(spk, 64, true))
 			return HR_BAD_SESSION_PUBKEY;
 	}
@@ -400,8 +386,8 @@ static enum hello_reject check_session(const json_t *msg, double now, struct hel
 	if (!ppk)
 		return HR_BAD_PARENT_PUBKEY;
 	att = json_object_get(msg, "parentAttestation");
-	a_spk = jfield(att, "sessionPubkey");
-	a_ppk = jfield(att, "parentMemberPubkey");
+	a_spk = js_field(att, "sessionPubkey");
+	a_ppk = js_field(att, "parentMemberPubkey");
 	if (!json_is_object(att) || !a_spk || !a_ppk || strcmp(a_spk, spk) != 0 ||
 	    strcmp(a_ppk, ppk) != 0)
 		return HR_ATTESTATION_MISMATCH;
@@ -443,8 +429,8 @@ static enum hello_reject check_session(const json_t *msg, double now, struct hel
 		return HR_SESSION_MISSING_FIELDS;
 	pmid = json_object_get(msg, "parentMemberId");
 	h->member_id_truthy = js_truthy(pmid);
-	if (jstr(pmid) && *jstr(pmid))
-		h->member_id = xstrdup(jstr(pmid));
+	if (js_string(pmid) && *js_string(pmid))
+		h->member_id = xstrdup(js_string(pmid));
 	h->pubkey = xstrdup(ppk);
 	h->session_pubkey = xstrdup(spk);
 	h->timestamp = ts;

@@ -146,7 +146,7 @@ static size_t waits_count(const struct shard *s)
 /* Steps 5–6 of §3.4 on a parsed object: validate, then ask. */
 static void hook_request(struct shard *s, struct conn *c, const json_t *body)
 {
-	const char *cwd = json_string_value(json_object_get(body, "cwd"));
+	const char *cwd = js_field(body, "cwd");
 	const json_t *st = json_object_get(body, "status");
 	bool st_given = st && !json_is_null(st) && !json_is_false(st) &&
 			!(json_is_string(st) && json_string_length(st) == 0);
@@ -163,7 +163,7 @@ static void hook_request(struct shard *s, struct conn *c, const json_t *body)
 		answer_error(c, 503, "busy");
 		return;
 	}
-	const char *session_id = json_string_value(json_object_get(body, "session_id"));
+	const char *session_id = js_field(body, "session_id");
 	struct hook_wait *w = xcalloc(1, sizeof(*w));
 	w->id = ++s->hook_next_id;
 	w->slot = c->slot;

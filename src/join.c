@@ -17,6 +17,7 @@
 #include "meshd/log.h"
 #include "meshd/shard.h"
 #include "meshd/thread.h"
+#include "meshd/jscompat.h"
 
 #define JSON_TYPE "application/json"
 
@@ -190,7 +191,7 @@ static bool hex64(const char *s)
 
 static char *field(const json_t *o, const char *key)
 {
-	const char *v = json_string_value(json_object_get(o, key));
+	const char *v = js_field(o, key);
 	return v ? xstrdup(v) : NULL;
 }
 
@@ -210,8 +211,8 @@ void join_http(struct conn *c, const char *body, size_t body_len)
 		fail(c, 400, "peer_pubkey must be 64 hex chars (32 bytes)");
 	} else {
 		char *canonical = invite_v1_canonical(payload);
-		const char *sig = json_string_value(json_object_get(payload, "signature"));
-		const char *owner = json_string_value(json_object_get(payload, "owner_pubkey"));
+		const char *sig = js_field(payload, "signature");
+		const char *owner = js_field(payload, "owner_pubkey");
 		bool ok = canonical && sig && owner && invite_verify(canonical, sig, owner) &&
 			  json_is_string(token) && json_is_string(json_object_get(payload, "mesh_id"));
 		xfree(canonical);

@@ -161,3 +161,22 @@ size_t js_utf16_length(const char *utf8)
 	}
 	return n;
 }
+
+const char *js_string(const json_t *v)
+{
+	const char *s = json_string_value(v);
+	if (!s || strlen(s) != json_string_length(v))
+		return NULL;
+	return s;
+}
+
+const char *js_field(const json_t *obj, const char *key)
+{
+	return js_string(json_object_get(obj, key));
+}
+
+const char *js_field_truthy(const json_t *obj, const char *key)
+{
+	const char *v = js_field(obj, key);
+	return v && *v ? v : NULL;
+}

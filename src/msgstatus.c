@@ -80,8 +80,8 @@ void msgstatus_handle(struct conn *c, const json_t *msg)
 	struct shard *s = me->mesh->shard;
 	MESHD_ASSERT_ON_WORKER(s);
 	const json_t *v = json_object_get(msg, "messageId");
-	const char *id = json_string_value(v);
-	const char *req_id = json_string_value(json_object_get(msg, "_reqId"));
+	const char *id = js_string(v);
+	const char *req_id = js_field(msg, "_reqId");
 	size_t len = id ? strlen(id) : 0;
 	if (!id || len < 8 || len > 32 || !base62(id)) {
 		char text[96];

@@ -26,6 +26,7 @@
 #include "meshd/status.h"
 #include "meshd/thread.h"
 #include "meshd/ws.h"
+#include "meshd/jscompat.h"
 
 static const struct config *cfg_of(const struct presence *p)
 {
@@ -62,9 +63,11 @@ void presence_attach(struct presence *p, struct conn *c)
 
 void presence_detach(struct presence *p)
 {
-	if (p->conn)
-		session_of(p->conn)->presence = NULL;
+	if (!p->conn)
+		return;
+	session_of(p->conn)->presence = NULL;
 	p->conn = NULL;
+	drain_detached(p);
 }
 
 static void grace_expired(evutil_socket_t fd, short what, void *arg)
@@ -247,7 +250,7 @@ void presence_announce_joined(struct presence *p, bool session, const struct pee
 
 static const char *req_id(const json_t *msg)
 {
-	return json_string_value(json_object_get(msg, "_reqId"));
+	return js_field(msg, "_reqId");
 }
 
 static void set_opt(json_t *o, const char *key, const char *v)
@@ -357,7 +360,7 @@ enum peer_status presence_effective_status(struct presence *p)
 void presence_set_status(struct conn *c, const json_t *msg)
 {
 	enum peer_status st;
-	const char *s = json_string_value(json_object_get(msg, "status"));
+	const char *s = js_field(msg, "status");
 	if (!s || !status_parse(s, &st))
 		return; /* an invalid value is silent (§7.3) */
 	/* D4: held messages go out as soon as the status admits them. */
@@ -369,7 +372,7 @@ void presence_set_status(struct conn *c, const json_t *msg)
 void presence_set_summary(struct conn *c, const json_t *msg)
 {
 	struct presence *p = session_presence(c);
-	const char *s = json_string_value(json_object_get(msg, "summary"));
+	const char *s = js_field(msg, "summary");
 	xfree(p->summary);
 	p->summary = xstrdup(s ? s : "");
 	struct db_job *j = row_write(p, "UPDATE mesh.presence SET summary = $2 WHERE id = $1");
@@ -391,7 +394,7 @@ static long drop_group(json_t *groups, const char *name)
 {
 	long first = -1;
 	for (size_t i = json_array_size(groups); i-- > 0;) {
-		const char *n = json_string_value(json_object_get(json_array_get(groups, i), "name"));
+		const char *n = js_field(json_array_get(groups, i), "name");
 		if (n && strcmp(n, name) == 0) {
 			json_array_remove(groups, i);
 			first = (long)i;
@@ -406,7 +409,7 @@ bool presence_in_group(const struct presence *p, const char *name)
 	size_t i;
 	json_t *g;
 	json_array_foreach(p->groups, i, g) {
-		const char *n = json_string_value(json_object_get(g, "name"));
+		const char *n = js_field(g, "name");
 		if (n && strcmp(n, name) == 0)
 			return true;
 	}
@@ -416,8 +419,8 @@ bool presence_in_group(const struct presence *p, const char *name)
 void presence_join_group(struct conn *c, const json_t *msg)
 {
 	struct presence *p = session_presence(c);
-	const char *name = json_string_value(json_object_get(msg, "name"));
-	const char *role = json_string_value(json_object_get(msg, "role"));
+	const char *name = js_field(msg, "name");
+	const char *role = js_field(msg, "role");
 	if (!name)
 		return;
 	json_t *g = json_object();
@@ -436,7 +439,7 @@ void presence_join_group(struct conn *c, const json_t *msg)
 void presence_leave_group(struct conn *c, const json_t *msg)
 {
 	struct presence *p = session_presence(c);
-	const char *name = json_string_value(json_object_get(msg, "name"));
+	const char *name = js_field(msg, "name");
 	if (!name)
 		return;
 	drop_group(p->groups, name);

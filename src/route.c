@@ -91,6 +91,7 @@ struct send_row {
 	char id[ID_LEN + 1];
 	char sender[ID_LEN + 1];       /* presence id */
 	char claim[ID_LEN + 1];        /* fast path: the presence it is claimed for, or "" */
+	uint32_t claim_slot, claim_gen; /* ... and its socket then */
 	char *mesh_id;
 	/* The sender as it was at the send: the row and its audit entry need
 	 * them even if the presence is gone by the flush or the commit. */
@@ -211,12 +212,6 @@ static const char *preflight(struct conn *c, const char *target)
 	return NULL;
 }
 
-static const char *opt_string(const json_t *msg, const char *key)
-{
-	const char *v = json_string_value(json_object_get(msg, key));
-	return v && *v ? v : NULL;
-}
-
 static char *dup_or_null(const char *s)
 {
 	return s ? xstrdup(s) : NULL;
@@ -260,7 +255,7 @@ void route_send(struct conn *c, const json_t *msg)
 {
 	struct presence *me = session_presence(c);
 	const struct config *cfg = cfg_of(c);
-	const char *id = json_string_value(json_object_get(msg, "id"));
+	const char *id = js_field(msg, "id");
 	if (!id)
 		id = "";
 
@@ -276,11 +271,11 @@ void route_send(struct conn *c, const json_t *msg)
 	}
 	/* Q11: what the reference fails on silently gets an error ack the
 	 * daemon treats as permanent. */
-	const char *target = json_string_value(json_object_get(msg, "targetSpec"));
-	const char *nonce = json_string_value(json_object_get(msg, "nonce"));
-	const char *ciphertext = json_string_value(json_object_get(msg, "ciphertext"));
+	const char *target = js_field(msg, "targetSpec");
+	const char *nonce = js_field(msg, "nonce");
+	const char *ciphertext = js_field(msg, "ciphertext");
 	const json_t *prio_v = json_object_get(msg, "priority");
-	const char *priority = json_string_value(prio_v);
+	const char *priority = js_string(prio_v);
 	const char *bad = !target ? "targetSpec" : !nonce ? "nonce" : !ciphertext ? "ciphertext"
 		: (prio_v && !json_is_null(prio_v) && (!priority || !valid_priority(priority))) ? "priority"
 		: NULL;
@@ -328,9 +323,9 @@ void route_send(struct conn *c, const json_t *msg)
 	r->slot = c->slot;
 	r->gen = c->gen;
 	r->req_id = xstrdup(id);
-	r->reply_to_id = dup_or_null(json_string_value(json_object_get(msg, "replyToId")));
-	r->client_message_id = dup_or_null(opt_string(msg, "client_message_id"));
-	r->request_fingerprint = dup_or_null(opt_string(msg, "request_fingerprint"));
+	r->reply_to_id = dup_or_null(js_field(msg, "replyToId"));
+	r->client_message_id = dup_or_null(js_field_truthy(msg, "client_message_id"));
+	r->request_fingerprint = dup_or_null(js_field_truthy(msg, "request_fingerprint"));
 	r->target = xstrdup(target);
 	r->priority = xstrdup(priority ? priority : "next");
 	r->nonce = xstrdup(nonce);
@@ -339,10 +334,13 @@ void route_send(struct conn *c, const json_t *msg)
 	r->cls = cls;
 	if (cls == ROUTE_TARGET_DIRECT) {
 		struct presence *q = fast_recipient(me, target, r->priority);
-		if (q)
+		if (q) {
 			memcpy(r->claim, q->id, sizeof(q->id));
-		else
+			r->claim_slot = q->conn->slot;
+			r->claim_gen = q->conn->gen;
+		} else {
 			mark_backlog(me, target);
+		}
 	}
 
 }
@@ -390,10 +388,8 @@ static void fan_out_multicast(struct presence *from, const struct send_row *r)
 }
 
 /* Direct: every connection of every member the target resolves to is
- * asked to drain (`act`: drain_presence, or drain_expect for a row claimed
- * by a presence that left); the one whose key matches the row claims it. */
-static void fan_out_direct(struct presence *from, const char *target,
-			   void (*act)(struct presence *))
+ * asked to drain; the one whose key matches the row claims it. */
+static void fan_out_direct(struct presence *from, const char *target)
 {
 	struct mesh *m = from->mesh;
 	const struct plist *l = mesh_find(m, target);
@@ -417,7 +413,7 @@ static void fan_out_direct(struct presence *from, const char *target,
 				metrics_inc_label(METRIC_MESSAGES_DROPPED_BY_GRANT, GRANT_DM);
 				continue;
 			}
-			act(q);
+			drain_presence(q);
 		}
 	}
 	/* A session key that is not an index of its member's list (another
@@ -426,7 +422,7 @@ static void fan_out_direct(struct presence *from, const char *target,
 		struct presence *q = l->v[i];
 		if (q != from && strcmp(q->member->pubkey, target) != 0 &&
 		    grant_allows(q->member, from, "dm", false))
-			act(q);
+			drain_presence(q);
 	}
 }
 
@@ -494,17 +490,29 @@ static void sent_done(struct db_job *j, void *owner)
 			fan_out_multicast(from, r);
 		} else if (r->cls == ROUTE_TARGET_DIRECT) {
 			struct presence *to = r->claim[0] ? shard_presence(sh, r->mesh_id, r->claim) : NULL;
-			if (to)
-				drain_push_claimed(to, r->id, presence_pubkey(from), r->priority,
-						   r->nonce, r->ciphertext, created,
-						   r->client_message_id, r->request_fingerprint);
-			else
-				/* Claimed for a presence that left: the others may
-				 * take it once that claim runs out. */
-				fan_out_direct(from, r->target,
-					       r->claim[0] ? drain_expect : drain_presence);
+			if (to) {
+				struct drain_row row = {
+					.message_id = r->id, .sender_pubkey = presence_pubkey(from),
+					.priority = r->priority, .nonce = r->nonce,
+					.ciphertext = r->ciphertext, .created_at = created,
+					.client_message_id = r->client_message_id,
+					.request_fingerprint = r->request_fingerprint,
+				};
+				drain_push_claimed(to, r->claim_slot, r->claim_gen, &row);
+			} else {
+				/* Claimed for a presence that left: its detach
+				 * released the row, which the others may take. */
+				fan_out_direct(from, r->target);
+			}
 		}
 	}
+}
+
+/* The socket a fast-path row is claimed for is still the presence's. */
+static bool claim_holds(struct shard *s, const struct send_row *r)
+{
+	struct presence *q = shard_presence(s, r->mesh_id, r->claim);
+	return q && q->conn && q->conn->slot == r->claim_slot && q->conn->gen == r->claim_gen;
 }
 
 void route_flush(struct shard *s, bool force)
@@ -516,7 +524,12 @@ void route_flush(struct shard *s, bool force)
 	struct strbuf text = { 0 };
 	strbuf_addc(&text, '[');
 	for (size_t i = 0; i < b->n; i++) {
-		const struct send_row *r = &b->rows[i];
+		struct send_row *r = &b->rows[i];
+		if (r->claim[0] && !claim_holds(s, r)) {
+			/* Its socket closed before the insert: the release went
+			 * first, so the row goes in unclaimed. */
+			r->claim[0] = '\0';
+		}
 		struct jsonw o;
 		if (i > 0)
 			strbuf_addc(&text, ',');

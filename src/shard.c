@@ -93,6 +93,7 @@ static void presence_free(struct presence *p)
 	json_decref(p->profile);
 	json_decref(p->stats);
 	claims_free(&p->claims);
+	xfree(p->unpushed.p);
 	xfree(p);
 }
 

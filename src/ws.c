@@ -218,6 +218,11 @@ bool ws_corked(const struct ws *ws)
 	return ws->cork != NULL;
 }
 
+size_t ws_corked_bytes(const struct ws *ws)
+{
+	return ws->cork ? evbuffer_get_length(ws->cork) : 0;
+}
+
 void ws_uncork(struct ws *ws)
 {
 	if (!ws->cork)

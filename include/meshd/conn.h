@@ -60,6 +60,9 @@ struct conn_ops {
 	void (*ws_pong)(struct conn *c);
 	/* The deadline of conn_ws_set_deadline() passed (it is cleared first). */
 	void (*ws_deadline)(struct conn *c);
+	/* The output fell to the mark conn_ws_notify_writable() set.  Runs
+	 * once per call of it. */
+	void (*ws_writable)(struct conn *c);
 	/* The connection closed: no more callbacks but freed.  Runs once. */
 	void (*released)(struct conn *c);
 	/* Its memory goes after this loop iteration (or at shutdown, also for a
@@ -85,6 +88,8 @@ struct conn {
 	int64_t park_at_ms;        /* when the WebSocket may park (PARK_IDLE_MS after its last message) */
 	bool http_close;           /* the request being answered ends the connection */
 	bool http_deferred;        /* its answer comes later (conn_http_defer) */
+	bool want_writable;        /* conn_ws_notify_writable() is armed */
+	size_t writable_low;       /* ... for this many bytes of output or fewer */
 
 	int fd;
 
@@ -130,6 +135,13 @@ void conn_http_defer(struct conn *c);
 
 /* Sends one WebSocket text message (a JSON document). */
 void conn_ws_send(struct conn *c, const char *json, size_t len);
+/* Bytes sent and not yet taken by the kernel (the cork included). */
+size_t conn_output_bytes(const struct conn *c);
+/* Flow control for what the broker sends of its own accord (a drain's
+ * pages): ops->ws_writable runs, once, after the loop iteration in which
+ * the output is at most `low` bytes, from conn_uncork or the write event.
+ * A connection that closes first never gets it. */
+void conn_ws_notify_writable(struct conn *c, size_t low);
 /* Starts the close handshake with code/reason, then drops the socket when it
  * completes or the linger time passes. */
 void conn_ws_close(struct conn *c, uint16_t code, const char *reason);

@@ -11,6 +11,8 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 /* Longest String(number) of a double ("-1.2345678901234567e-308"), plus the NUL. */
 #define JS_NUMBER_MAX 32
 
@@ -24,5 +26,19 @@ size_t js_number_to_string(double v, char out[JS_NUMBER_MAX]);
 /* String.prototype.length of UTF-8 text: its UTF-16 code units (a code
  * point above U+FFFF counts 2). */
 size_t js_utf16_length(const char *utf8);
+
+/* A string from the wire, as JavaScript's === would compare it: the value
+ * of v when v is a string without an embedded NUL, else NULL.  jansson keeps
+ * "\u0000" (JSON_ALLOW_NUL) and json_string_value() would silently cut the
+ * string there, so "hello\u0000x" would read as "hello".  meshd treats a
+ * field holding a NUL as a field of the wrong type: absent, or invalid where
+ * the field is required (the handler says which). */
+const char *js_string(const json_t *v);
+
+/* js_string() of obj[key]; NULL when obj is not an object. */
+const char *js_field(const json_t *obj, const char *key);
+
+/* js_field() when JavaScript would find it truthy: a non-empty string. */
+const char *js_field_truthy(const json_t *obj, const char *key);
 
 #endif

@@ -25,6 +25,7 @@
 #include "meshd/id.h"
 #include "meshd/map.h"
 #include "meshd/ratelimit.h"
+#include "meshd/strbuf.h"
 
 struct config;
 struct conn;
@@ -108,6 +109,11 @@ struct presence {
 				       * of rows other sockets claimed */
 	int64_t others_due_ms;        /* mono */
 	int64_t last_heartbeat_write_ms; /* mono: last last_ping_at write */
+	/* Flow control (drain.h): a drain page, or rows a send claimed for
+	 * it, wait for its socket's output to fall; those rows' ids, "a,b",
+	 * are taken by id by the drain that resumes. */
+	bool drain_paused;
+	struct strbuf unpushed;
 
 	struct presence *prev, *next; /* mesh list, in connected order */
 };

@@ -65,6 +65,7 @@ void ws_rebind(struct ws *ws, struct evbuffer *in, struct evbuffer *out, int fd)
  * so the order holds.  Only the thread that owns the connection may
  * flush or uncork. */
 bool ws_corked(const struct ws *ws);
+size_t ws_corked_bytes(const struct ws *ws);
 void ws_uncork(struct ws *ws);
 
 /* Feeds every byte waiting in `in` to wslay (callbacks run from here), then
