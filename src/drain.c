@@ -30,6 +30,13 @@
 /* A push's bytes besides its nonce and ciphertext, about (ids, keys, time). */
 #define DRAIN_ROW_OVERHEAD_SQL "512"
 
+/* The rows addressed to a presence: its member key $3, its session key $4,
+ * the topics of member $5.  One array, so the target is an index condition
+ * (meshd_message_queue_pending_idx). */
+#define PRESENCE_TARGETS_SQL \
+	" AND q.target_spec = ANY (ARRAY[$3, $4]::text[] ||" \
+	" ARRAY(SELECT '#' || tm.topic_id FROM mesh.topic_member tm WHERE tm.member_id = $5))"
+
 /* Claims, in order, a page of what p may receive now (§6.6 step 2–3):
  * at most $9 rows and about $11 bytes, the first row whatever its size.
  * Rows a send claimed for p and the broker has not pushed yet ($10) are
@@ -46,9 +53,7 @@ static const char drain_sql[] =
 	/* The drain for others' claims leaves this presence's own alone. */
 	" AND ($8::text IS NULL OR q.claim_id IS DISTINCT FROM $8::text)"
 	" AND q.priority::text = ANY (string_to_array($2, ','))"
-	/* One array, so the target is an index condition (meshd_message_queue_pending_idx). */
-	" AND q.target_spec = ANY (ARRAY[$3, $4]::text[] ||"
-	" ARRAY(SELECT '#' || tm.topic_id FROM mesh.topic_member tm WHERE tm.member_id = $5))"
+	PRESENCE_TARGETS_SQL
 	" ORDER BY q.created_at, q.id LIMIT $9::int FOR UPDATE SKIP LOCKED),"
 	" page AS (SELECT id, count(*) OVER () AS found,"
 	" sum(sz) OVER (ORDER BY created_at, id) - sz AS before FROM cand),"
@@ -69,8 +74,7 @@ static const char drain_sql[] =
 static const char release_sql[] =
 	"UPDATE mesh.message_queue q SET claimed_at = NULL, claim_id = NULL, claim_expires_at = NULL"
 	" WHERE q.mesh_id = $1 AND q.delivered_at IS NULL AND q.claim_id = $2"
-	" AND q.target_spec = ANY (ARRAY[$3, $4]::text[] ||"
-	" ARRAY(SELECT '#' || tm.topic_id FROM mesh.topic_member tm WHERE tm.member_id = $5))";
+	PRESENCE_TARGETS_SQL;
 
 static void drain_done(struct db_job *j, void *owner);
 
@@ -299,11 +303,23 @@ static void push_direct(struct presence *p, const struct drain_row *r)
 	xfree(b.p);
 }
 
+/* p's socket is still the one {slot, gen} named when a claim was made. */
+static bool same_socket(const struct presence *p, uint32_t slot, uint32_t gen)
+{
+	return p->conn && p->conn->slot == slot && p->conn->gen == gen;
+}
+
+static void unpushed_clear(struct presence *p)
+{
+	xfree(p->unpushed.p);
+	memset(&p->unpushed, 0, sizeof(p->unpushed));
+}
+
 void drain_push_claimed(struct presence *p, uint32_t slot, uint32_t gen, const struct drain_row *r)
 {
 	MESHD_ASSERT_ON_WORKER(p->mesh->shard);
 	struct conn *c = p->conn;
-	if (!c || c->slot != slot || c->gen != gen || c->state != CONN_WS) {
+	if (!same_socket(p, slot, gen) || c->state != CONN_WS) {
 		/* The socket it was claimed on closed: drain_detached released
 		 * the row (queue lane, after this insert), and whatever p has
 		 * now drains it. */
@@ -352,8 +368,7 @@ void drain_detached(struct presence *p)
 	struct shard *s = p->mesh->shard;
 	MESHD_ASSERT_ON_WORKER(s);
 	claims_free(&p->claims);
-	xfree(p->unpushed.p);
-	memset(&p->unpushed, 0, sizeof(p->unpushed));
+	unpushed_clear(p);
 	p->drain_paused = false;
 	p->backlog = true;
 	if (s->draining)
@@ -389,7 +404,7 @@ static void drain_done(struct db_job *j, void *owner)
 	p->drain_inflight = false;
 	enum drain_kind kind = p->drain_kind;
 	struct conn *c = p->conn;
-	if (!c || c->slot != j->conn_slot || c->gen != j->conn_gen) {
+	if (!same_socket(p, j->conn_slot, j->conn_gen)) {
 		/* Claimed for a socket that closed since: released with it. */
 		if (c)
 			drain_presence(p);
@@ -427,8 +442,7 @@ static void drain_done(struct db_job *j, void *owner)
 		unpushed_remove(p, res);
 		if (!more && kind != DRAIN_OTHERS && p->drain_gate == all && p->unpushed.len > 0) {
 			/* Everything eligible came: ids left were not (acked or gone). */
-			xfree(p->unpushed.p);
-			memset(&p->unpushed, 0, sizeof(p->unpushed));
+			unpushed_clear(p);
 		}
 		if (kind == DRAIN_TIMER && n > 0)
 			p->redeliver_round++;
