@@ -179,7 +179,11 @@ START_TEST(slow_consumer_backlog_arrives_after_reconnect)
 	fprintf(stderr, "slow consumer: %d of %d DMs after the reconnect (%d pushes),"
 		" broker RSS %ld -> peak %ld KiB\n", got.n, SLOW_DMS, got.pushes, before, peak);
 	ck_assert_int_eq(got.n, SLOW_DMS);
+#ifndef __SANITIZE_ADDRESS__
+	/* Under ASan freed memory sits in its quarantine (256 MiB), so RSS
+	 * measures the sanitizer: the bound is asserted in the other builds. */
 	ck_assert_int_lt(peak - before, (OUTPUT_BOUND + (24 << 20)) / 1024);
+#endif
 	/* The client_acks mark them delivered. */
 	for (int i = 0; i < 50 && strcmp(scalar(sql), "0") != 0; i++)
 		usleep(100 * 1000);
