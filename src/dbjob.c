@@ -30,14 +30,21 @@ void db_job_param(struct db_job *job, const char *value)
 	job->params[job->nparams++] = value ? xstrdup(value) : NULL;
 }
 
+/* Formatted at any length: a parameter cut short is a different value
+ * (an id list cut at 64 bytes was a malformed array). */
 void db_job_paramf(struct db_job *job, const char *fmt, ...)
 {
-	char buf[64];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	int n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
-	db_job_param(job, buf);
+	if (n < 0 || job->nparams >= DB_MAX_PARAMS)
+		abort(); /* a bad format or parameter count: a programming error */
+	char *buf = xmalloc((size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf(buf, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	job->params[job->nparams++] = buf;
 }
 
 void db_job_free(struct db_job *job)
