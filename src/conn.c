@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -289,12 +290,16 @@ static void ws_upgrade(struct conn *c, const struct http_request *req)
 	}
 	evbuffer_add(out, "\r\n", 2);
 
-	c->ws = ws_new(bufferevent_get_input(c->bev), out, cfg_of(c)->ws_max_message_bytes,
+	/* Until the layer above says the handshake is done (conn_ws_set_max_message),
+	 * a message may be only as large as a hello needs: an unauthenticated
+	 * socket does not pin 16 MiB. */
+	c->ws = ws_new(bufferevent_get_input(c->bev), out, cfg_of(c)->ws_hello_max_message_bytes,
 		       &ws_handlers, c);
 	if (!c->ws) {
 		release(c);
 		return;
 	}
+	ws_set_budget(c->ws, &c->tab->ws_budget);
 	ws_rebind(c->ws, bufferevent_get_input(c->bev), out, c->fd);
 	c->state = CONN_WS;
 	int64_t now = clock_mono_ms();
@@ -459,6 +464,11 @@ static void uncork_later(struct conn *c)
 		conntab_defer_uncork(c->tab, c);
 }
 
+void conn_ws_set_max_message(struct conn *c, size_t bytes)
+{
+	ws_set_max_message(c->ws, bytes);
+}
+
 void conn_ws_set_deadline(struct conn *c, int64_t at_ms)
 {
 	c->ws_deadline_ms = at_ms;
@@ -533,6 +543,27 @@ void conn_ws_close(struct conn *c, uint16_t code, const char *reason)
 		  (unsigned)code, reason);
 }
 
+/* The WebSocket is over and its output is out.  After a close handshake
+ * the socket closes now.  After a close the peer has not answered (the
+ * broker stopped reading: a message over the cap or the budget) it may
+ * still be sending, and closing on unread bytes would reset the
+ * connection, which can destroy the close frame on its way to the peer
+ * (RFC 6455 §7.1.1; nginx's lingering close).  So the write side is shut,
+ * the session's memory freed, and what arrives is discarded until the
+ * peer's EOF or the linger deadline. */
+static void ws_over(struct conn *c)
+{
+	if (ws_close_received(c->ws) || c->fd < 0) {
+		release(c);
+		return;
+	}
+	if (!c->write_shut) {
+		c->write_shut = true;
+		(void)shutdown(c->fd, SHUT_WR);
+		ws_discard(c->ws); /* what it held goes back to the budget now */
+	}
+}
+
 /* After wslay consumed input: the close handshake may be over, or wslay may
  * have queued a close of its own (1009 for an oversize message). */
 static void ws_after_pump(struct conn *c)
@@ -548,7 +579,7 @@ static void ws_after_pump(struct conn *c)
 	}
 	ws_uncork(c->ws);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-		release(c);
+		ws_over(c);
 }
 
 /* Feeds what the WebSocket read to wslay.  When wslay gives up (a callback
@@ -650,8 +681,10 @@ static void write_cb(struct bufferevent *bev, void *arg)
 		return;
 	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
 		return; /* a write watermark was set: not drained yet */
-	if (!c->ws || ws_finished(c->ws))
+	if (!c->ws)
 		release(c);
+	else if (ws_finished(c->ws))
+		ws_over(c);
 }
 
 static void event_cb(struct bufferevent *bev, short what, void *arg)
@@ -713,6 +746,7 @@ bool conn_detach(struct conn *c)
 	event_free(c->timer);
 	c->timer = NULL;
 	ws_rebind(c->ws, c->carry_in, c->carry_out, -1);
+	ws_set_budget(c->ws, NULL);
 	conntab_remove(t, c->slot);
 	c->tab = NULL;
 	return true;
@@ -737,6 +771,7 @@ bool conn_attach(struct conntab *t, struct conn *c)
 	evbuffer_free(c->carry_out);
 	c->carry_in = c->carry_out = NULL;
 	ws_rebind(c->ws, bufferevent_get_input(c->bev), bufferevent_get_output(c->bev), c->fd);
+	ws_set_budget(c->ws, &t->ws_budget);
 	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATERMARK);
 	if (c->want_writable)

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "meshd/alloc.h"
+#include "meshd/config.h"
 #include "meshd/conn.h"
 #include "meshd/conntab.h"
 #include "meshd/thread.h"
@@ -10,6 +11,10 @@ void conntab_init(struct conntab *t, int id, struct event_base *base, const stru
 		  void *owner)
 {
 	*t = (struct conntab){ .id = id, .base = base, .cfg = cfg, .owner = owner };
+	/* An even share: workers hold no common counter (DESIGN.md), and the
+	 * acceptor spreads connections evenly over them. */
+	if (cfg && cfg->workers > 0)
+		t->ws_budget.limit = cfg->ws_partial_budget_bytes / (uint64_t)cfg->workers;
 }
 
 void conntab_destroy(struct conntab *t)

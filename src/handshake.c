@@ -203,6 +203,7 @@ static void finish(struct conn *c, struct presence *p, bool reattach,
 	ss->hello_done = true;
 	session_end_handshake(ss);
 	conn_ws_set_deadline(c, 0);
+	conn_ws_set_max_message(c, p->mesh->shard->cfg->ws_max_message_bytes);
 	log_info(reattach ? "presence_reattached" : "presence_created",
 		 "worker=%d conn=%u mesh=%s presence=%s", c->tab->id, c->slot, p->mesh->id, p->id);
 }

@@ -37,6 +37,7 @@ static const char *const priority_labels[ROUTE__COUNT] = { "now", "next", "low",
 static const char *const msg_reject_labels[MSG_REJECT__COUNT] = {
 	"rate_limit", "too_large", "no_recipient", "parse_or_handler",
 };
+static const char *const limit_labels[LIMIT__COUNT] = { "ws_message", "ws_message_budget" };
 static const char *const cap_labels[GRANT__COUNT] = { "dm", "broadcast" };
 
 /* Order, names and HELP texts are exact (PROTOCOL.md §10, SEMANTICS.md §E.1). */
@@ -73,6 +74,8 @@ static const struct series series[METRIC__COUNT] = {
 	[METRIC_STALE_COMPLETIONS] = { "meshd_stale_completions_total", "counter",
 		"Database completions dropped because their connection or presence had gone",
 		NULL, NULL, 0 },
+	[METRIC_LIMIT_REFUSALS] = { "meshd_limit_refusals_total", "counter",
+		"Input refused for one of meshd's own bounds", "limit", limit_labels, LIMIT__COUNT },
 };
 
 struct slot {

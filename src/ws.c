@@ -10,6 +10,7 @@
 #include <wslay/wslay.h>
 
 #include "meshd/alloc.h"
+#include "meshd/metrics.h"
 #include "meshd/ws.h"
 
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -23,6 +24,13 @@ struct ws {
 	const struct ws_handlers *h;
 	void *ud;
 	uint64_t max_message;
+	/* Data bytes of the message being received, which wslay holds until
+	 * its last frame; counted against the worker's budget. */
+	struct ws_budget *budget;
+	uint64_t partial;
+	bool data_frame;               /* the current frame is text/binary/continuation */
+	bool budget_refused;           /* the 1009 sent was ours, for the budget */
+	bool over;                     /* ws_discard: no context, nothing in or out */
 	/* Where wslay is in the byte stream, from its own frame callbacks: it
 	 * may be parked only between frames, with nothing of a next frame
 	 * buffered inside it and no fragmented message open. */
@@ -84,8 +92,28 @@ static void frame_start_cb(wslay_event_context_ptr ctx,
 {
 	struct ws *ws = user_data;
 	ws->frame_len = client_header_len(arg->payload_length) + arg->payload_length;
-	if (arg->opcode < 0x8) /* data or continuation; control frames interleave */
-		ws->fragmented = !arg->fin;
+	ws->data_frame = arg->opcode < 0x8;
+	if (!ws->data_frame)
+		return; /* control frames interleave */
+	ws->fragmented = !arg->fin;
+}
+
+static void partial_release(struct ws *ws)
+{
+	if (ws->budget)
+		ws->budget->used -= ws->partial;
+	ws->partial = 0;
+}
+
+static void frame_chunk_cb(wslay_event_context_ptr ctx,
+			   const struct wslay_event_on_frame_recv_chunk_arg *arg, void *user_data)
+{
+	struct ws *ws = user_data;
+	if (!ws->data_frame)
+		return; /* at most 125 bytes, never held across frames */
+	ws->partial += arg->data_length;
+	if (ws->budget)
+		ws->budget->used += arg->data_length;
 }
 
 static void frame_end_cb(wslay_event_context_ptr ctx, void *user_data)
@@ -114,6 +142,7 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 	switch (arg->opcode) {
 	case WSLAY_TEXT_FRAME:
 	case WSLAY_BINARY_FRAME:
+		partial_release(ws);
 		ws->h->on_message(ws->ud, arg->msg, arg->msg_length,
 				  arg->opcode == WSLAY_BINARY_FRAME);
 		break;
@@ -130,6 +159,7 @@ static const struct wslay_event_callbacks callbacks = {
 	.recv_callback = recv_cb,
 	.send_callback = send_cb,
 	.on_frame_recv_start_callback = frame_start_cb,
+	.on_frame_recv_chunk_callback = frame_chunk_cb,
 	.on_frame_recv_end_callback = frame_end_cb,
 	.on_msg_recv_callback = msg_cb,
 };
@@ -139,6 +169,8 @@ static bool ensure(struct ws *ws)
 {
 	if (ws->ctx)
 		return true;
+	if (ws->over)
+		return false;
 	if (wslay_event_context_server_init(&ws->ctx, &callbacks, ws) != 0) {
 		ws->ctx = NULL;
 		return false;
@@ -170,6 +202,7 @@ void ws_free(struct ws *ws)
 {
 	if (!ws)
 		return;
+	partial_release(ws);
 	if (ws->ctx)
 		wslay_event_context_free(ws->ctx);
 	if (ws->cork)
@@ -190,9 +223,34 @@ bool ws_park(struct ws *ws)
 	return true;
 }
 
+void ws_set_max_message(struct ws *ws, uint64_t max_message)
+{
+	ws->max_message = max_message;
+	if (ws->ctx)
+		wslay_event_config_set_max_recv_msg_length(ws->ctx, max_message);
+}
+
+void ws_set_budget(struct ws *ws, struct ws_budget *budget)
+{
+	if (ws->budget)
+		ws->budget->used -= ws->partial;
+	ws->budget = budget;
+	if (budget)
+		budget->used += ws->partial;
+}
+
 bool ws_parked(const struct ws *ws)
 {
-	return ws->ctx == NULL;
+	return ws->ctx == NULL && !ws->over;
+}
+
+void ws_discard(struct ws *ws)
+{
+	partial_release(ws);
+	if (ws->ctx)
+		wslay_event_context_free(ws->ctx);
+	ws->ctx = NULL;
+	ws->over = true;
 }
 
 void ws_rebind(struct ws *ws, struct evbuffer *in, struct evbuffer *out, int fd)
@@ -236,22 +294,55 @@ void ws_uncork(struct ws *ws)
 	ws->cork = NULL;
 }
 
+/* The worker holds more of unfinished messages than its budget, and this
+ * session holds one of them: it is refused like an oversize message
+ * (1009), reading stops, and what it holds is freed with the connection
+ * after the close.  A session whose message completed in this read is
+ * not: what it held is already released. */
+static bool over_budget(const struct ws *ws)
+{
+	return ws->budget && ws->budget->limit && ws->budget->used > ws->budget->limit &&
+	       ws->partial > 0;
+}
+
+static void refuse_over_budget(struct ws *ws)
+{
+	ws->budget_refused = true;
+	ws->budget->refused++;
+	metrics_inc_label(METRIC_LIMIT_REFUSALS, LIMIT_WS_BUDGET);
+	(void)wslay_event_queue_close(ws->ctx, WS_CLOSE_TOO_BIG, (const uint8_t *)"message_budget",
+				      14);
+	wslay_event_shutdown_read(ws->ctx);
+}
+
 bool ws_pump(struct ws *ws)
 {
+	if (ws->over) {
+		evbuffer_drain(ws->in, evbuffer_get_length(ws->in));
+		return true;
+	}
 	if (!ws->ctx) {
 		if (evbuffer_get_length(ws->in) == 0)
 			return true;
 		if (!ensure(ws))
 			return false;
 	}
+	bool closed = ws_close_sent(ws);
 	if (wslay_event_want_read(ws->ctx) && evbuffer_get_length(ws->in) > 0) {
 		if (wslay_event_recv(ws->ctx) != 0)
 			return false;
+		if (over_budget(ws))
+			refuse_over_budget(ws);
 	} else if (!wslay_event_want_read(ws->ctx)) {
 		/* Reading is over (close received or size cap hit): discard. */
 		evbuffer_drain(ws->in, evbuffer_get_length(ws->in));
 	}
-	return ws_flush(ws);
+	bool ok = ws_flush(ws);
+	/* wslay's own 1009 (a message past the cap) is known once it is sent. */
+	if (!closed && ws_close_sent(ws) && !ws->budget_refused &&
+	    wslay_event_get_status_code_sent(ws->ctx) == WS_CLOSE_TOO_BIG)
+		metrics_inc_label(METRIC_LIMIT_REFUSALS, LIMIT_WS_MESSAGE);
+	return ok;
 }
 
 bool ws_send_text(struct ws *ws, const char *data, size_t len)
@@ -283,11 +374,16 @@ bool ws_send_close(struct ws *ws, uint16_t code, const char *reason)
 bool ws_finished(const struct ws *ws)
 {
 	if (!ws->ctx)
-		return false; /* parked: open and idle */
+		return ws->over; /* else parked: open and idle */
 	return !wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx);
+}
+
+bool ws_close_received(const struct ws *ws)
+{
+	return ws->ctx && wslay_event_get_close_received(ws->ctx) != 0;
 }
 
 bool ws_close_sent(const struct ws *ws)
 {
-	return ws->ctx && wslay_event_get_close_sent(ws->ctx) != 0;
+	return ws->over || (ws->ctx && wslay_event_get_close_sent(ws->ctx) != 0);
 }

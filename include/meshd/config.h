@@ -64,6 +64,8 @@ struct config {
 
 	/* meshd's own. */
 	size_t ws_max_message_bytes;	/* WS_MAX_MESSAGE_BYTES 16 MiB: larger message → close 1009 */
+	size_t ws_hello_max_message_bytes; /* WS_HELLO_MAX_MESSAGE_BYTES 64 KiB: the cap before the handshake */
+	size_t ws_partial_budget_bytes;	/* WS_PARTIAL_BUDGET_BYTES 256 MiB: unfinished messages, all workers */
 	size_t conn_max_output_bytes;	/* CONN_MAX_OUTPUT_BYTES 8 MiB: per-connection output bound */
 	int queue_depth_interval_seconds; /* QUEUE_DEPTH_INTERVAL_SECONDS 30 */
 	int db_max_pending_jobs;	/* DB_MAX_PENDING_JOBS 100000: bound on rows of jobs held while the db is down */

@@ -90,6 +90,7 @@ struct conn {
 	bool http_deferred;        /* its answer comes later (conn_http_defer) */
 	bool want_writable;        /* conn_ws_notify_writable() is armed */
 	size_t writable_low;       /* ... for this many bytes of output or fewer */
+	bool write_shut;           /* lingering after a close the peer did not answer */
 
 	int fd;
 
@@ -145,6 +146,10 @@ void conn_ws_notify_writable(struct conn *c, size_t low);
 /* Starts the close handshake with code/reason, then drops the socket when it
  * completes or the linger time passes. */
 void conn_ws_close(struct conn *c, uint16_t code, const char *reason);
+/* The WebSocket message cap from now on: a connection opens with
+ * WS_HELLO_MAX_MESSAGE_BYTES, the layer above raises it once the peer is
+ * known. */
+void conn_ws_set_max_message(struct conn *c, size_t bytes);
 /* Arms (at_ms, monotonic) or clears (0) the session's deadline: ops->ws_deadline. */
 void conn_ws_set_deadline(struct conn *c, int64_t at_ms);
 

@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "meshd/ws.h"
+
 struct config;
 struct conn;
 struct event_base;
@@ -37,6 +39,8 @@ struct conntab {
 	uint32_t *free_slots;
 	uint32_t nfree;
 	size_t nconns;
+	/* This worker's share of WS_PARTIAL_BUDGET_BYTES. */
+	struct ws_budget ws_budget;
 
 	struct conn *closing;      /* freed after the current loop iteration */
 	struct conn *migrating;    /* handed to their owner after the iteration */

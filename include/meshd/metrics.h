@@ -28,6 +28,7 @@ enum metric_id {
 	METRIC_DB_HEALTHY,             /* gauge */
 	/* meshd's own, after the reference's twelve: */
 	METRIC_STALE_COMPLETIONS,      /* database completions whose conn or presence had gone */
+	METRIC_LIMIT_REFUSALS,         /* label: enum limit_kind */
 	METRIC__COUNT
 };
 
@@ -50,6 +51,14 @@ enum route_priority metrics_priority_label(const char *priority);
 enum msg_reject_reason {
 	MSG_REJECT_RATE_LIMIT, MSG_REJECT_TOO_LARGE, MSG_REJECT_NO_RECIPIENT,
 	MSG_REJECT_PARSE_OR_HANDLER, MSG_REJECT__COUNT
+};
+
+/* meshd_limit_refusals_total{limit}: input refused for a bound of meshd's
+ * own (README "Limits"), whatever the answer was (a close, an error). */
+enum limit_kind {
+	LIMIT_WS_MESSAGE,      /* a message over the cap of its phase: 1009 */
+	LIMIT_WS_BUDGET,       /* a worker's unfinished messages over budget: 1009 */
+	LIMIT__COUNT
 };
 
 enum grant_cap { GRANT_DM, GRANT_BROADCAST, GRANT__COUNT };

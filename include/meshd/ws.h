@@ -39,6 +39,16 @@ void ws_accept_key(const char *key, size_t key_len, char out[WS_ACCEPT_KEY_LEN +
 /* A valid Sec-WebSocket-Key is base64 of exactly 16 bytes (RFC 6455 §4.1). */
 bool ws_client_key_valid(const char *key, size_t key_len);
 
+/* Bytes of unfinished messages that one worker's sessions may hold
+ * together (wslay keeps a message's frames until its last one).  The
+ * worker owns it; limit 0 is no limit.  A session whose data crosses the
+ * limit is closed with 1009 "message_budget" and `refused` counts it. */
+struct ws_budget {
+	uint64_t used;
+	uint64_t limit;
+	uint64_t refused;
+};
+
 struct ws *ws_new(struct evbuffer *in, struct evbuffer *out, uint64_t max_message,
 		  const struct ws_handlers *h, void *ud);
 void ws_free(struct ws *ws);
@@ -46,8 +56,18 @@ void ws_free(struct ws *ws);
  * freed when it sits exactly between frames with nothing queued, and made
  * again by the next byte in or frame out.  What keeps an idle peer cheap.
  * False (nothing done) when it is not at such a point. */
+/* The message-size cap from now on (a handshake allows less than a peer). */
+void ws_set_max_message(struct ws *ws, uint64_t max_message);
+/* Counts this session's unfinished message against `budget` (NULL: none),
+ * moving what it holds now from the budget it had: a connection that moves
+ * worker calls it with NULL on the old worker, then with the new one's. */
+void ws_set_budget(struct ws *ws, struct ws_budget *budget);
 bool ws_park(struct ws *ws) __attribute__((warn_unused_result));
 bool ws_parked(const struct ws *ws);
+/* The session is over (its close is out, reading stopped): wslay's context
+ * and any message it held are freed now, input is discarded from here on,
+ * and it counts as finished with its close sent. */
+void ws_discard(struct ws *ws);
 
 /* Points the session at other buffers (the connection moved workers) and
  * at the socket `out` drains to (-1: none; new sessions start with none),
@@ -84,5 +104,6 @@ bool ws_flush(struct ws *ws) __attribute__((warn_unused_result));
  * nothing more will be read or written. */
 bool ws_finished(const struct ws *ws);
 bool ws_close_sent(const struct ws *ws);
+bool ws_close_received(const struct ws *ws);
 
 #endif

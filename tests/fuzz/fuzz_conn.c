@@ -143,6 +143,7 @@ static void setup_once(void)
 		CONFIG_OK);
 	cfg.max_message_bytes = 1024;      /* small bounds, so inputs reach them */
 	cfg.ws_max_message_bytes = 4096;
+	cfg.ws_hello_max_message_bytes = 4096; /* the stub ops never raise it */
 	cfg.conn_max_output_bytes = 64 * 1024;
 	thread_set_role(THREAD_WORKER, 0);
 }

@@ -29,6 +29,7 @@ static const char *const all_env[] = {
 	"HELLO_DEADLINE_SECONDS",
 	"PING_INTERVAL_SECONDS", "PONG_TIMEOUT_SECONDS", "PRESENCE_STALE_SECONDS",
 	"TTL_SWEEP_INTERVAL_SECONDS", "PENDING_STATUS_TTL_SECONDS", "CLAUDE_PROJECTS_DIR", "WS_MAX_MESSAGE_BYTES",
+	"WS_HELLO_MAX_MESSAGE_BYTES", "WS_PARTIAL_BUDGET_BYTES",
 	"CONN_MAX_OUTPUT_BYTES", "QUEUE_DEPTH_INTERVAL_SECONDS", "DB_MAX_PENDING_JOBS",
 	"SHUTDOWN_TIMEOUT_SECONDS", "MESHD_LOG_LEVEL",
 };
@@ -40,7 +41,8 @@ static const char *const positive_env[] = {
 	"MAX_MESSAGE_BYTES", "HOOK_RATE_LIMIT_PER_MIN", "LEASE_GRACE_SECONDS",
 	"CLAIM_LEASE_SECONDS", "HELLO_DEADLINE_SECONDS", "PING_INTERVAL_SECONDS",
 	"PONG_TIMEOUT_SECONDS", "TTL_SWEEP_INTERVAL_SECONDS", "PENDING_STATUS_TTL_SECONDS",
-	"DB_PING_INTERVAL_SECONDS", "WS_MAX_MESSAGE_BYTES", "CONN_MAX_OUTPUT_BYTES",
+	"DB_PING_INTERVAL_SECONDS", "WS_MAX_MESSAGE_BYTES", "WS_HELLO_MAX_MESSAGE_BYTES",
+	"CONN_MAX_OUTPUT_BYTES",
 	"QUEUE_DEPTH_INTERVAL_SECONDS", "DB_MAX_PENDING_JOBS", "SHUTDOWN_TIMEOUT_SECONDS",
 };
 #define N_POSITIVE (sizeof(positive_env) / sizeof(positive_env[0]))
@@ -139,6 +141,8 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(cfg.pending_status_ttl_seconds, 10);
 	ck_assert_str_eq(cfg.claude_projects_dir, "/home/tester/.claude/projects");
 	ck_assert_uint_eq(cfg.ws_max_message_bytes, 16777216);
+	ck_assert_uint_eq(cfg.ws_hello_max_message_bytes, 65536);
+	ck_assert_uint_eq(cfg.ws_partial_budget_bytes, 268435456);
 	ck_assert_uint_eq(cfg.conn_max_output_bytes, 8388608);
 	ck_assert_int_eq(cfg.queue_depth_interval_seconds, 30);
 	ck_assert_int_eq(cfg.db_max_pending_jobs, 100000);

@@ -58,10 +58,12 @@ static void on_pong(void *ud)
 
 static const struct ws_handlers handlers = { on_message, on_pong };
 
-/* A masked client frame, built by hand for the test (the server side is wslay's). */
-static void client_frame(struct evbuffer *b, uint8_t opcode, const char *payload, size_t len)
+/* A masked client frame (payload < 126 bytes), built by hand for the test
+ * (the server side is wslay's). */
+static void client_frame_fin(struct evbuffer *b, bool fin, uint8_t opcode, const char *payload,
+			     size_t len)
 {
-	uint8_t head[2] = { (uint8_t)(0x80 | opcode), (uint8_t)(0x80 | len) };
+	uint8_t head[2] = { (uint8_t)((fin ? 0x80 : 0) | opcode), (uint8_t)(0x80 | len) };
 	const uint8_t mask[4] = { 1, 2, 3, 4 };
 	evbuffer_add(b, head, 2);
 	evbuffer_add(b, mask, 4);
@@ -69,6 +71,23 @@ static void client_frame(struct evbuffer *b, uint8_t opcode, const char *payload
 		uint8_t c = (uint8_t)payload[i] ^ mask[i % 4];
 		evbuffer_add(b, &c, 1);
 	}
+}
+
+static void client_frame(struct evbuffer *b, uint8_t opcode, const char *payload, size_t len)
+{
+	client_frame_fin(b, true, opcode, payload, len);
+}
+
+/* The close code and reason of the close frame at the head of out. */
+static uint16_t close_frame(struct evbuffer *out, char reason[126])
+{
+	unsigned char f[2 + 125];
+	size_t n = evbuffer_remove(out, f, sizeof(f));
+	ck_assert_uint_ge(n, 4);
+	ck_assert_int_eq(f[0], 0x88);
+	ck_assert_uint_eq(f[1] & 0x7f, n - 2);
+	snprintf(reason, 126, "%.*s", (int)(n - 4), (const char *)f + 4);
+	return (uint16_t)(f[2] << 8 | f[3]);
 }
 
 START_TEST(pump_delivers_messages_split_anywhere)
@@ -120,6 +139,86 @@ START_TEST(oversize_message_closes_1009)
 	ws_free(ws);
 	evbuffer_free(in);
 	evbuffer_free(out);
+}
+END_TEST
+
+/* The cap can be raised (the handshake is done): a message refused at
+ * 8 bytes passes at 1 MiB. */
+START_TEST(max_message_raised_after_open)
+{
+	struct evbuffer *in = evbuffer_new(), *out = evbuffer_new();
+	struct seen s = { 0 };
+	struct ws *ws = ws_new(in, out, 8, &handlers, &s);
+	ws_set_max_message(ws, 1 << 20);
+	client_frame(in, 0x1, "0123456789", 10);
+	ck_assert(ws_pump(ws));
+	ck_assert_int_eq(s.messages, 1);
+	ck_assert_str_eq(s.last, "0123456789");
+	ck_assert(!ws_close_sent(ws));
+	ws_free(ws);
+	evbuffer_free(in);
+	evbuffer_free(out);
+}
+END_TEST
+
+/* Sessions sharing a budget of 100 bytes of unfinished messages: 60 held
+ * by one, then 60 by another crosses it, which is closed with 1009
+ * message_budget; the first, over the budget too, finishes its message in
+ * that read and is not refused; freeing the second returns what it held. */
+START_TEST(partial_budget_refuses_the_crossing_message)
+{
+	struct ws_budget budget = { .limit = 100 };
+	struct evbuffer *in1 = evbuffer_new(), *out1 = evbuffer_new();
+	struct evbuffer *in2 = evbuffer_new(), *out2 = evbuffer_new();
+	struct seen s1 = { 0 }, s2 = { 0 };
+	struct ws *w1 = ws_new(in1, out1, 1 << 20, &handlers, &s1);
+	struct ws *w2 = ws_new(in2, out2, 1 << 20, &handlers, &s2);
+	ws_set_budget(w1, &budget);
+	ws_set_budget(w2, &budget);
+	char sixty[60];
+	memset(sixty, 'x', sizeof(sixty));
+	client_frame_fin(in1, false, 0x1, sixty, sizeof(sixty));
+	ck_assert(ws_pump(w1));
+	ck_assert_uint_eq(budget.used, 60);
+	ck_assert(!ws_close_sent(w1));
+
+	client_frame_fin(in2, false, 0x1, sixty, sizeof(sixty));
+	ck_assert(ws_pump(w2));
+	ck_assert(ws_close_sent(w2));
+	char reason[126];
+	ck_assert_uint_eq(close_frame(out2, reason), 1009);
+	ck_assert_str_eq(reason, "message_budget");
+	ck_assert_uint_eq(budget.refused, 1);
+	/* Reading is over for it: more bytes are discarded, not held. */
+	client_frame_fin(in2, true, 0x0, sixty, sizeof(sixty));
+	ck_assert(ws_pump(w2));
+	ck_assert_uint_eq(evbuffer_get_length(in2), 0);
+	ck_assert_uint_eq(budget.used, 120);
+	ck_assert_int_eq(s2.messages, 0);
+
+	client_frame_fin(in1, true, 0x0, "end", 3);
+	ck_assert(ws_pump(w1));
+	ck_assert_int_eq(s1.messages, 1);
+	ck_assert(!ws_close_sent(w1));
+	ck_assert_uint_eq(budget.refused, 1);
+	ck_assert_uint_eq(budget.used, 60);
+	ws_free(w2);
+	ck_assert_uint_eq(budget.used, 0);
+	/* Moving a session between budgets moves what it holds. */
+	struct ws_budget other = { .limit = 0 };
+	client_frame_fin(in1, false, 0x2, "abc", 3);
+	ck_assert(ws_pump(w1));
+	ck_assert_uint_eq(budget.used, 3);
+	ws_set_budget(w1, NULL);
+	ws_set_budget(w1, &other);
+	ck_assert_uint_eq(budget.used, 0);
+	ck_assert_uint_eq(other.used, 3);
+	ws_free(w1);
+	ck_assert_uint_eq(other.used, 0);
+	evbuffer_free(in1);
+	evbuffer_free(out1);
+	evbuffer_free(in2);
+	evbuffer_free(out2);
 }
 END_TEST
 
@@ -289,6 +388,8 @@ int main(void)
 	tcase_add_test(tc, client_key_validation);
 	tcase_add_test(tc, pump_delivers_messages_split_anywhere);
 	tcase_add_test(tc, oversize_message_closes_1009);
+	tcase_add_test(tc, max_message_raised_after_open);
+	tcase_add_test(tc, partial_budget_refuses_the_crossing_message);
 	tcase_add_test(tc, text_and_close_frames_are_unmasked_server_frames);
 	tcase_add_test(tc, park_between_frames_only);
 	tcase_add_test(tc, cork_sends_one_write_only_when_out_is_empty);
