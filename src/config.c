@@ -127,6 +127,9 @@ static const struct setting settings[] = {
 	  .help = "broker_queue_depth refresh period" },
 	{ .env = "DB_MAX_PENDING_JOBS", INT_(db_max_pending_jobs), .def = "100000", POS,
 	  .help = "rows of writes held while the database is down; past this, new ones fail at once" },
+	{ .env = "DB_MAX_PENDING_BYTES", SIZE_(db_max_pending_bytes), .def = "268435456", POS,
+	  .help = "bytes of writes held while the database is down (their parameters and the"
+		  " ciphertexts a batch keeps for its pushes); past this, new ones fail at once" },
 	{ .env = "SHUTDOWN_TIMEOUT_SECONDS", INT_(shutdown_timeout_seconds), .def = "5", POS,
 	  .help = "how long shutdown waits for work in flight" },
 	{ .env = "MESHD_LOG_LEVEL", .kind = K_LOGLEVEL, .offset = FIELD(log_level, enum log_level),

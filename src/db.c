@@ -582,18 +582,30 @@ static size_t pending_total(const struct db *db)
 	return n;
 }
 
+static size_t pending_bytes(const struct db *db)
+{
+	size_t n = 0;
+	for (int i = 0; i < DB_LANES; i++)
+		n += db->conns[i].pending.bytes;
+	return n;
+}
+
 static void enqueue(struct dbconn *c, struct db_job *j)
 {
 	if (c->state != DB_READY && (j->flags & DB_JOB_FAIL_FAST)) {
 		complete(c->db, j, false, NULL, "database unavailable");
 		return;
 	}
-	/* Writes wait for the database, but not without bound: past the cap
-	 * (in rows) a new job fails at once (a send gets an error ack and is
-	 * retried by its client) instead of growing the broker's memory.  An
-	 * empty queue takes any one job, however big. */
+	/* Writes wait for the database, but not without bound: past the caps
+	 * (in rows and in bytes) a new job fails at once (a send gets an error
+	 * ack and is retried by its client) instead of growing the broker's
+	 * memory.  An empty queue takes any one job, however big. */
+	const struct config *cfg = c->db->cfg;
 	size_t pending = pending_total(c->db);
-	if (pending > 0 && pending + j->rows > (size_t)c->db->cfg->db_max_pending_jobs) {
+	bool rows_over = pending + j->rows > (size_t)cfg->db_max_pending_jobs;
+	bool bytes_over = pending_bytes(c->db) + j->bytes > cfg->db_max_pending_bytes;
+	if (pending > 0 && (rows_over || bytes_over)) {
+		metrics_inc_label(METRIC_LIMIT_REFUSALS, rows_over ? LIMIT_DB_ROWS : LIMIT_DB_BYTES);
 		complete(c->db, j, false, NULL, "database unavailable: too many pending writes");
 		return;
 	}

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "meshd/alloc.h"
 #include "meshd/dbjob.h"
@@ -27,7 +28,20 @@ void db_job_param(struct db_job *job, const char *value)
 {
 	if (job->nparams >= DB_MAX_PARAMS)
 		abort(); /* a programming error: the SQL has a fixed parameter count */
-	job->params[job->nparams++] = value ? xstrdup(value) : NULL;
+	if (!value) {
+		job->params[job->nparams++] = NULL;
+		return;
+	}
+	job->params[job->nparams++] = xstrdup(value);
+	job->bytes += strlen(value) + 1;
+}
+
+void db_job_param_take(struct db_job *job, char *value, size_t len)
+{
+	if (job->nparams >= DB_MAX_PARAMS)
+		abort();
+	job->params[job->nparams++] = value;
+	job->bytes += len + 1;
 }
 
 /* Formatted at any length: a parameter cut short is a different value
@@ -45,6 +59,7 @@ void db_job_paramf(struct db_job *job, const char *fmt, ...)
 	vsnprintf(buf, (size_t)n + 1, fmt, ap);
 	va_end(ap);
 	job->params[job->nparams++] = buf;
+	job->bytes += (size_t)n + 1;
 }
 
 void db_job_free(struct db_job *job)
@@ -76,6 +91,7 @@ void db_jobq_push(struct db_jobq *q, struct db_job *j)
 		q->head = &j->hdr;
 	q->tail = &j->hdr;
 	q->rows += j->rows;
+	q->bytes += j->bytes;
 }
 
 struct db_job *db_jobq_pop(struct db_jobq *q)
@@ -88,6 +104,7 @@ struct db_job *db_jobq_pop(struct db_jobq *q)
 		q->tail = NULL;
 	struct db_job *j = (struct db_job *)m;
 	q->rows -= j->rows;
+	q->bytes -= j->bytes;
 	m->next = NULL;
 	return j;
 }
@@ -101,6 +118,7 @@ void db_jobq_prepend(struct db_jobq *q, struct db_jobq *front)
 		q->tail = front->tail;
 	q->head = front->head;
 	q->rows += front->rows;
+	q->bytes += front->bytes;
 	front->head = front->tail = NULL;
-	front->rows = 0;
+	front->rows = front->bytes = 0;
 }

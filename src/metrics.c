@@ -37,7 +37,9 @@ static const char *const priority_labels[ROUTE__COUNT] = { "now", "next", "low",
 static const char *const msg_reject_labels[MSG_REJECT__COUNT] = {
 	"rate_limit", "too_large", "no_recipient", "parse_or_handler",
 };
-static const char *const limit_labels[LIMIT__COUNT] = { "ws_message", "ws_message_budget" };
+static const char *const limit_labels[LIMIT__COUNT] = {
+	"ws_message", "ws_message_budget", "db_pending_rows", "db_pending_bytes",
+};
 static const char *const cap_labels[GRANT__COUNT] = { "dm", "broadcast" };
 
 /* Order, names and HELP texts are exact (PROTOCOL.md §10, SEMANTICS.md §E.1). */

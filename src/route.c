@@ -105,9 +105,15 @@ struct send_row {
 	enum route_target cls;
 };
 
+/* A batch is sent at this many bytes of ciphertext too, whatever is in
+ * flight (like DB_STREAM_ROWS_MAX for rows): a stalled database then meets
+ * DB_MAX_PENDING_BYTES, not the worker's memory. */
+#define ROUTE_BATCH_BYTES_MAX (1u << 20)
+
 struct route_batch {
 	struct send_row *rows;
 	size_t n, cap;
+	size_t bytes;             /* the rows' ciphertexts and nonces */
 	struct db_stream inserts; /* its own rows unused: sends carry more than JSON */
 };
 
@@ -330,6 +336,7 @@ void route_send(struct conn *c, const json_t *msg)
 	r->priority = xstrdup(priority ? priority : "next");
 	r->nonce = xstrdup(nonce);
 	r->ciphertext = xstrdup(ciphertext);
+	b->bytes += strlen(ciphertext) + strlen(nonce);
 	r->priority_given = priority != NULL;
 	r->cls = cls;
 	if (cls == ROUTE_TARGET_DIRECT) {
@@ -519,8 +526,10 @@ void route_flush(struct shard *s, bool force)
 {
 	MESHD_ASSERT_ON_WORKER(s);
 	struct route_batch *b = s->route_batch;
-	if (!db_stream_may_send(&b->inserts, b->n, force))
+	if (!db_stream_may_send(&b->inserts, b->n, force) &&
+	    !(b->n > 0 && b->bytes >= ROUTE_BATCH_BYTES_MAX))
 		return;
+	size_t kept = 0; /* ciphertexts kept for the pushes after the commit */
 	struct strbuf text = { 0 };
 	strbuf_addc(&text, '[');
 	for (size_t i = 0; i < b->n; i++) {
@@ -548,6 +557,13 @@ void route_flush(struct shard *s, bool force)
 			   r->cls == ROUTE_TARGET_BROADCAST || r->cls == ROUTE_TARGET_GROUP);
 		jsonw_str(&o, "claim", r->claim[0] ? r->claim : NULL);
 		jsonw_end(&o);
+		if (r->cls == ROUTE_TARGET_DIRECT && !r->claim[0]) {
+			/* Nobody is pushed it at the commit: a drain reads it. */
+			xfree(r->ciphertext);
+			r->ciphertext = NULL;
+		} else {
+			kept += strlen(r->ciphertext) + strlen(r->nonce);
+		}
 	}
 	strbuf_addc(&text, ']');
 	struct sent *batch = xcalloc(1, sizeof(*batch));
@@ -556,11 +572,13 @@ void route_flush(struct shard *s, bool force)
 	batch->stream = &b->inserts;
 	b->rows = NULL;
 	b->n = b->cap = 0;
+	b->bytes = 0;
 	struct db_job *j = db_job_new(b->inserts.sql, b->inserts.flags, &s->reply, sent_done, batch);
 	j->rows = (unsigned)batch->n;
 	j->free_arg = sent_free;
-	db_job_param(j, text.p);
+	j->bytes = kept + batch->n * sizeof(struct send_row);
+	/* Trimmed: a strbuf's capacity may be twice its text. */
+	db_job_param_take(j, xrealloc(text.p, text.len + 1), text.len);
 	db_job_paramf(j, "%d", s->cfg->claim_lease_seconds);
-	xfree(text.p);
 	db_stream_send(&b->inserts, j);
 }

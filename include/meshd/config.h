@@ -63,6 +63,7 @@ struct config {
 	char *claude_projects_dir;	/* CLAUDE_PROJECTS_DIR "$HOME/.claude/projects"; "" = none */
 
 	/* meshd's own. */
+	size_t db_max_pending_bytes;	/* DB_MAX_PENDING_BYTES 256 MiB: held writes, in bytes */
 	size_t ws_max_message_bytes;	/* WS_MAX_MESSAGE_BYTES 16 MiB: larger message → close 1009 */
 	size_t ws_hello_max_message_bytes; /* WS_HELLO_MAX_MESSAGE_BYTES 64 KiB: the cap before the handshake */
 	size_t ws_partial_budget_bytes;	/* WS_PARTIAL_BUDGET_BYTES 256 MiB: unfinished messages, all workers */

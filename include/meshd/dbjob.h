@@ -72,6 +72,11 @@ struct db_job {
 	/* Rows it writes (1 unless a batch says more): DB_MAX_PENDING_JOBS
 	 * bounds the rows held, so a batch of a thousand counts a thousand. */
 	unsigned rows;
+	/* Bytes it holds in the broker: its parameters (counted by
+	 * db_job_param*), plus what its owner adds for its arg (a batch of
+	 * sends holds their ciphertexts for the pushes).  DB_MAX_PENDING_BYTES
+	 * bounds their sum. */
+	size_t bytes;
 	/* Who the completion is for, in the owner's terms, found again by id
 	 * (never by a pointer kept across the round trip). */
 	uint32_t conn_slot, conn_gen;
@@ -88,16 +93,20 @@ struct db_job *db_job_new(const char *sql, unsigned flags, const struct db_reply
 			  db_done_fn done, void *arg) __attribute__((returns_nonnull));
 /* Copies value (NULL for SQL NULL).  At most DB_MAX_PARAMS. */
 void db_job_param(struct db_job *job, const char *value);
+/* Takes value (xmalloc'd, len bytes before its NUL): a batch's text is not
+ * copied. */
+void db_job_param_take(struct db_job *job, char *value, size_t len);
 void db_job_paramf(struct db_job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void db_job_free(struct db_job *job);
 /* The thread that read MSG_DB_DONE: runs done(job, owner), frees the job. */
 void db_job_finish(struct db_job *job);
 
-/* A FIFO of jobs linked through hdr.next, its length in rows. */
+/* A FIFO of jobs linked through hdr.next, its length in rows and bytes. */
 struct db_jobq {
 	struct msg *head;
 	struct msg *tail;
 	size_t rows;
+	size_t bytes;
 };
 
 void db_jobq_push(struct db_jobq *q, struct db_job *j);

@@ -58,6 +58,8 @@ enum msg_reject_reason {
 enum limit_kind {
 	LIMIT_WS_MESSAGE,      /* a message over the cap of its phase: 1009 */
 	LIMIT_WS_BUDGET,       /* a worker's unfinished messages over budget: 1009 */
+	LIMIT_DB_ROWS,         /* DB_MAX_PENDING_JOBS: the write fails */
+	LIMIT_DB_BYTES,        /* DB_MAX_PENDING_BYTES: the write fails */
 	LIMIT__COUNT
 };
 

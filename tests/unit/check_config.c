@@ -31,7 +31,7 @@ static const char *const all_env[] = {
 	"TTL_SWEEP_INTERVAL_SECONDS", "PENDING_STATUS_TTL_SECONDS", "CLAUDE_PROJECTS_DIR", "WS_MAX_MESSAGE_BYTES",
 	"WS_HELLO_MAX_MESSAGE_BYTES", "WS_PARTIAL_BUDGET_BYTES",
 	"CONN_MAX_OUTPUT_BYTES", "QUEUE_DEPTH_INTERVAL_SECONDS", "DB_MAX_PENDING_JOBS",
-	"SHUTDOWN_TIMEOUT_SECONDS", "MESHD_LOG_LEVEL",
+	"DB_MAX_PENDING_BYTES", "SHUTDOWN_TIMEOUT_SECONDS", "MESHD_LOG_LEVEL",
 };
 #define N_ENV (sizeof(all_env) / sizeof(all_env[0]))
 
@@ -146,6 +146,7 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(cfg.conn_max_output_bytes, 8388608);
 	ck_assert_int_eq(cfg.queue_depth_interval_seconds, 30);
 	ck_assert_int_eq(cfg.db_max_pending_jobs, 100000);
+	ck_assert_uint_eq(cfg.db_max_pending_bytes, 268435456);
 	ck_assert_int_eq(cfg.shutdown_timeout_seconds, 5);
 	ck_assert_int_eq(cfg.log_level, LOG_INFO);
 }
