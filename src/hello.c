@@ -12,6 +12,8 @@
 #include "meshd/alloc.h"
 #include "meshd/hello.h"
 #include "meshd/jscompat.h"
+#include "meshd/limits.h"
+#include "meshd/metrics.h"
 #include "meshd/strbuf.h"
 
 #define ROW(name, code, message, metric) { name, code, message, 1008, code, metric }
@@ -309,6 +311,15 @@ static void parse_groups(const json_t *msg, struct hello *h)
 		const char *role = js_field(e, "role");
 		if (!json_is_object(e) || !name)
 			continue;
+		/* The bounds of join_group (limits.h): a hello has no answer
+		 * for one group, so one out of bounds is left out. */
+		if (!limit_text_ok(name, strlen(name), GROUP_NAME_MAX_BYTES) ||
+		    (role && !limit_text_ok(role, strlen(role), GROUP_ROLE_MAX_BYTES)) ||
+		    h->ngroups == GROUPS_MAX) {
+			metrics_inc_label(METRIC_LIMIT_REFUSALS,
+					  h->ngroups == GROUPS_MAX ? LIMIT_GROUPS : LIMIT_GROUP);
+			continue;
+		}
 		h->groups[h->ngroups].name = xstrdup(name);
 		h->groups[h->ngroups].role = role && *role ? xstrdup(role) : NULL;
 		h->ngroups++;

@@ -16,6 +16,8 @@
 #include "meshd/drain.h"
 #include "meshd/id.h"
 #include "meshd/jsonlcache.h"
+#include "meshd/jsonw.h"
+#include "meshd/limits.h"
 #include "meshd/log.h"
 #include "meshd/metrics.h"
 #include "meshd/peerstate.h"
@@ -294,23 +296,62 @@ bool presence_listed(const struct presence *p, int64_t now_mono)
 	return p->stored && (p->online || now_mono - p->last_pong_mono_ms <= stale);
 }
 
+/* A request past one of the bounds of limits.h: nothing is stored, and
+ * the peer is told which (an error frame: the contract has no answer for
+ * these requests, and clients pass over error codes they do not know). */
+static void refuse(struct conn *c, const json_t *msg, enum limit_kind kind, const char *what)
+{
+	metrics_inc_label(METRIC_LIMIT_REFUSALS, kind);
+	proto_send_error(c, "limit_exceeded", what, req_id(msg));
+}
+
+/* The reply is written entry by entry so that it can stop at half of the
+ * caller's output bound: a mesh of large entries must not get the caller
+ * disconnected for asking.  A reply cut short lists the peers that fit,
+ * in the usual order, and carries "truncated": true (a field the
+ * reference never sends, so a client that ignores it sees a shorter
+ * list). */
 void presence_list_peers(struct conn *c, const json_t *msg)
 {
 	struct presence *me = session_presence(c);
+	size_t cap = cfg_of(me)->conn_max_output_bytes / 2;
 	int64_t now = clock_mono_ms();
-	json_t *peers = json_array();
+	struct strbuf b = { 0 };
+	strbuf_adds(&b, "{\"type\":\"peers_list\",\"peers\":[");
+	bool first = true, truncated = false;
 	for (struct presence *p = me->mesh->head; p; p = p->next) {
 		if (!presence_listed(p, now) && p != me)
 			continue;
 		if (!p->visible && p->member != me->member)
 			continue;
-		json_array_append_new(peers, peer_entry(p));
+		json_t *e = peer_entry(p);
+		char *text = json_dumps(e, JSON_COMPACT);
+		json_decref(e);
+		size_t len = text ? strlen(text) : 0;
+		if (text && b.len + len + 1 > cap) {
+			truncated = true;
+			free(text);
+			break;
+		}
+		if (text) {
+			if (!first)
+				strbuf_addc(&b, ',');
+			strbuf_add(&b, text, len);
+			first = false;
+		}
+		free(text); /* jansson allocates with malloc */
 	}
-	json_t *o = json_object();
-	json_object_set_new(o, "type", json_string("peers_list"));
-	json_object_set_new(o, "peers", peers);
-	set_opt(o, "_reqId", req_id(msg));
-	proto_send_json(c, o);
+	strbuf_addc(&b, ']');
+	struct jsonw w = { .b = &b, .more = true }; /* the rest of the reply object */
+	if (req_id(msg))
+		jsonw_str(&w, "_reqId", req_id(msg));
+	if (truncated) {
+		jsonw_bool(&w, "truncated", true);
+		metrics_inc_label(METRIC_LIMIT_REFUSALS, LIMIT_PEERS_LIST);
+	}
+	jsonw_end(&w);
+	conn_ws_send(c, b.p, b.len);
+	xfree(b.p);
 }
 
 bool presence_write_status(struct presence *p, int status, int source)
@@ -373,6 +414,10 @@ void presence_set_summary(struct conn *c, const json_t *msg)
 {
 	struct presence *p = session_presence(c);
 	const char *s = js_field(msg, "summary");
+	if (s && strlen(s) > SUMMARY_MAX_BYTES) {
+		refuse(c, msg, LIMIT_SUMMARY, "set_summary: a summary is at most 4096 bytes");
+		return;
+	}
 	xfree(p->summary);
 	p->summary = xstrdup(s ? s : "");
 	struct db_job *j = row_write(p, "UPDATE mesh.presence SET summary = $2 WHERE id = $1");
@@ -423,6 +468,16 @@ void presence_join_group(struct conn *c, const json_t *msg)
 	const char *role = js_field(msg, "role");
 	if (!name)
 		return;
+	if (!limit_text_ok(name, strlen(name), GROUP_NAME_MAX_BYTES) ||
+	    (role && !limit_text_ok(role, strlen(role), GROUP_ROLE_MAX_BYTES))) {
+		refuse(c, msg, LIMIT_GROUP, "join_group: a group name is at most 128 bytes and a"
+					    " role 64, without control characters");
+		return;
+	}
+	if (!presence_in_group(p, name) && json_array_size(p->groups) >= GROUPS_MAX) {
+		refuse(c, msg, LIMIT_GROUPS, "join_group: at most 64 groups per peer");
+		return;
+	}
 	json_t *g = json_object();
 	json_object_set_new(g, "name", json_string(name));
 	if (role && *role)
@@ -509,12 +564,39 @@ static bool all_strings(const json_t *a)
 	return true;
 }
 
+static const char *const profile_text_keys[] = { "avatar", "title", "bio" };
+
+static bool profile_within_limits(const json_t *msg)
+{
+	for (size_t i = 0; i < sizeof(profile_text_keys) / sizeof(profile_text_keys[0]); i++) {
+		json_t *v = json_object_get(msg, profile_text_keys[i]);
+		if (json_is_string(v) && json_string_length(v) > PROFILE_TEXT_MAX_BYTES)
+			return false;
+	}
+	json_t *caps = json_object_get(msg, "capabilities");
+	if (!json_is_array(caps))
+		return true;
+	if (json_array_size(caps) > CAPABILITIES_MAX)
+		return false;
+	size_t i;
+	json_t *v;
+	json_array_foreach(caps, i, v)
+		if (json_is_string(v) && json_string_length(v) > CAPABILITY_MAX_BYTES)
+			return false;
+	return true;
+}
+
 /* Merges the given fields; a field of the wrong type is left as it was. */
 void presence_set_profile(struct conn *c, const json_t *msg)
 {
 	struct presence *p = session_presence(c);
-	static const char *const text_keys[] = { "avatar", "title", "bio" };
-	for (size_t i = 0; i < sizeof(text_keys) / sizeof(text_keys[0]); i++) {
+	if (!profile_within_limits(msg)) {
+		refuse(c, msg, LIMIT_PROFILE, "set_profile: avatar, title and bio are at most 2048"
+					      " bytes, capabilities at most 32 of 64 bytes");
+		return;
+	}
+	const char *const *text_keys = profile_text_keys;
+	for (size_t i = 0; i < sizeof(profile_text_keys) / sizeof(profile_text_keys[0]); i++) {
 		json_t *v = json_object_get(msg, text_keys[i]);
 		if (json_is_string(v))
 			json_object_set(p->profile, text_keys[i], v);

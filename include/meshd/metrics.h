@@ -60,6 +60,11 @@ enum limit_kind {
 	LIMIT_WS_BUDGET,       /* a worker's unfinished messages over budget: 1009 */
 	LIMIT_DB_ROWS,         /* DB_MAX_PENDING_JOBS: the write fails */
 	LIMIT_DB_BYTES,        /* DB_MAX_PENDING_BYTES: the write fails */
+	LIMIT_GROUP,           /* a group name or role: refused (or dropped from a hello) */
+	LIMIT_GROUPS,          /* groups per presence */
+	LIMIT_SUMMARY,
+	LIMIT_PROFILE,
+	LIMIT_PEERS_LIST,      /* a peers_list cut short at its byte bound */
 	LIMIT__COUNT
 };
 

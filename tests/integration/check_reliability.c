@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "itest.h"
+#include "meshd/strbuf.h"
 #include "meshtest.h"
 #include "wsc.h"
 
@@ -479,6 +480,180 @@ START_TEST(partial_message_budget_bounds_the_sum)
 }
 END_TEST
 
+/* The next frame to p is the limit_exceeded error `message`. */
+static void expect_limit(struct mt_peer *p, const char *message)
+{
+	struct mc_frame f;
+	ck_assert_msg(mt_wait(p, MC_ERROR, &f, 10000), "no error for: %s", message);
+	ck_assert_str_eq(f.error.code, "limit_exceeded");
+	ck_assert_str_eq(f.error.message, message);
+	mc_frame_free(&f);
+}
+
+/* A JSON object {"type":type,key:"<n x ch>"}. */
+static char *long_field(const char *type, const char *key, size_t n, char ch)
+{
+	char *v = malloc(n + 1);
+	memset(v, ch, n);
+	v[n] = '\0';
+	json_t *o = json_pack("{s:s, s:s}", "type", type, key, v);
+	char *text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	free(v);
+	return text;
+}
+
+static void send_owned(struct mt_peer *p, char *text)
+{
+	ck_assert(mt_send_raw(p, text));
+	free(text);
+}
+
+/* b's peers_list entry for a's pubkey (a new reference), or NULL. */
+static json_t *entry_for(struct mt_peer *b, const char *pubkey, bool *truncated)
+{
+	ck_assert(mt_send_raw(b, "{\"type\":\"list_peers\",\"_reqId\":\"e\"}"));
+	struct mc_frame f;
+	ck_assert(mt_wait(b, MC_PEERS_LIST, &f, 10000));
+	if (truncated)
+		*truncated = json_is_true(json_object_get(f.json, "truncated"));
+	json_t *found = NULL;
+	size_t i;
+	json_t *e;
+	json_array_foreach(f.peers_list.peers, i, e)
+		if (strcmp(json_string_value(json_object_get(e, "pubkey")), pubkey) == 0)
+			found = json_incref(e);
+	mc_frame_free(&f);
+	return found;
+}
+
+#define GROUP_MSG "join_group: a group name is at most 128 bytes and a role 64, without control characters"
+
+/* 6: what one member may make the broker store and show to the others is
+ * bounded, each bound with its error (and nothing stored): a group name
+ * of 256 KiB, a role of 65 bytes, a name with a control character, a 65th
+ * group, a summary of 4097 bytes, a profile bio of 2049 bytes and 33
+ * capabilities; what is within bounds is stored.  The presence row holds
+ * the 64 groups, not megabytes. */
+START_TEST(field_bounds_each_with_its_error)
+{
+	struct broker B;
+	start(&B, NULL);
+	struct mc_identity ids[2];
+	mt_seed_members(itest_db_url(), "meshBounds", 2, ids);
+	struct mt_peer a, b;
+	ck_assert(mt_connect(&a, B.port, "meshBounds", "meshBounds-m0", &ids[0], "a", NULL));
+	ck_assert(mt_connect(&b, B.port, "meshBounds", "meshBounds-m1", &ids[1], "b", NULL));
+
+	send_owned(&a, long_field("join_group", "name", 256 << 10, 'g'));
+	expect_limit(&a, GROUP_MSG);
+	ck_assert(mt_send_raw(&a, "{\"type\":\"join_group\",\"name\":\"ok\",\"role\":"
+				  "\"rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr\"}"));
+	expect_limit(&a, GROUP_MSG);
+	ck_assert(mt_send_raw(&a, "{\"type\":\"join_group\",\"name\":\"a\\u0001b\"}"));
+	expect_limit(&a, GROUP_MSG);
+	send_owned(&a, long_field("join_group", "name", 128, 'n')); /* exactly the bound */
+	for (int i = 1; i < 64; i++) {
+		char frame[96];
+		snprintf(frame, sizeof(frame), "{\"type\":\"join_group\",\"name\":\"g%d\"}", i);
+		ck_assert(mt_send_raw(&a, frame));
+	}
+	ck_assert(mt_send_raw(&a, "{\"type\":\"join_group\",\"name\":\"g64\"}"));
+	expect_limit(&a, "join_group: at most 64 groups per peer");
+	/* Re-joining one it has is an upsert, not a 65th. */
+	ck_assert(mt_send_raw(&a, "{\"type\":\"join_group\",\"name\":\"g1\",\"role\":\"lead\"}"));
+
+	send_owned(&a, long_field("set_summary", "summary", 4096, 's'));
+	send_owned(&a, long_field("set_summary", "summary", 4097, 'S'));
+	expect_limit(&a, "set_summary: a summary is at most 4096 bytes");
+
+	const char *profile_msg = "set_profile: avatar, title and bio are at most 2048 bytes,"
+				  " capabilities at most 32 of 64 bytes";
+	send_owned(&a, long_field("set_profile", "bio", 2049, 'b'));
+	expect_limit(&a, profile_msg);
+	struct strbuf caps = { 0 };
+	strbuf_adds(&caps, "{\"type\":\"set_profile\",\"capabilities\":[");
+	for (int i = 0; i < 33; i++)
+		strbuf_adds(&caps, i ? ",\"c\"" : "\"c\"");
+	strbuf_adds(&caps, "]}");
+	ck_assert(mt_send_raw(&a, caps.p));
+	free(caps.p);
+	expect_limit(&a, profile_msg);
+	ck_assert(mt_send_raw(&a, "{\"type\":\"set_profile\",\"title\":\"t\",\"_reqId\":\"p1\"}"));
+	struct mc_frame f;
+	ck_assert(mt_wait(&a, MC_ACK, &f, 10000));
+	mc_frame_free(&f);
+	ck_assert(mt_quiet(&a, 300, true));
+
+	json_t *e = entry_for(&b, a.id.pk_hex, NULL);
+	ck_assert(e);
+	json_t *groups = json_object_get(e, "groups");
+	ck_assert_int_eq(json_array_size(groups), 64);
+	ck_assert_int_eq(json_string_length(json_object_get(json_array_get(groups, 0), "name")), 128);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(groups, 1), "role")),
+			 "lead");
+	ck_assert_int_eq(json_string_length(json_object_get(e, "summary")), 4096);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(e, "profile"), "title")),
+			 "t");
+	ck_assert(!json_object_get(json_object_get(e, "profile"), "bio"));
+	json_decref(e);
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+		 "SELECT jsonb_array_length(groups) || ' ' || length(summary) FROM mesh.presence"
+		 " WHERE member_id = 'meshBounds-m0' AND disconnected_at IS NULL");
+	ck_assert_str_eq(scalar(sql), "64 4096");
+	ck_assert_int_eq(itest_metric(B.port, "meshd_limit_refusals_total{limit=\"group\"}"), 3);
+	ck_assert_int_eq(itest_metric(B.port, "meshd_limit_refusals_total{limit=\"groups\"}"), 1);
+	ck_assert_int_eq(itest_metric(B.port, "meshd_limit_refusals_total{limit=\"summary\"}"), 1);
+	ck_assert_int_eq(itest_metric(B.port, "meshd_limit_refusals_total{limit=\"profile\"}"), 2);
+	mt_close(&a);
+	mt_close(&b);
+	itest_broker_stop(&B);
+}
+END_TEST
+
+#define CROWD 12
+
+/* 6: a peers_list stops at half of the caller's output bound
+ * (CONN_MAX_OUTPUT_BYTES=65536 here: 32 KiB) and says it was cut short:
+ * twelve peers with 4 KiB summaries do not get the caller dropped, and it
+ * can ask again. */
+START_TEST(peers_list_is_bounded_for_the_caller)
+{
+	struct broker B;
+	const char *env[] = { "CONN_MAX_OUTPUT_BYTES=65536", NULL };
+	start(&B, env);
+	struct mc_identity ids[CROWD];
+	mt_seed_members(itest_db_url(), "meshCrowd", CROWD, ids);
+	struct mt_peer p[CROWD];
+	for (int i = 0; i < CROWD; i++) {
+		char member[32], name[8];
+		snprintf(member, sizeof(member), "meshCrowd-m%d", i);
+		snprintf(name, sizeof(name), "p%d", i);
+		ck_assert(mt_connect(&p[i], B.port, "meshCrowd", member, &ids[i], name, NULL));
+		send_owned(&p[i], long_field("set_summary", "summary", 4096, 'x'));
+	}
+	ck_assert(mt_quiet(&p[0], 500, true));
+	for (int round = 0; round < 2; round++) {
+		ck_assert(mt_send_raw(&p[0], "{\"type\":\"list_peers\",\"_reqId\":\"big\"}"));
+		struct mc_frame f;
+		ck_assert(mt_wait(&p[0], MC_PEERS_LIST, &f, 10000));
+		size_t n = json_array_size(f.peers_list.peers);
+		ck_assert_msg(n > 0 && n < CROWD, "%zu peers", n);
+		ck_assert(json_is_true(json_object_get(f.json, "truncated")));
+		ck_assert_str_eq(json_string_value(json_object_get(f.json, "_reqId")), "big");
+		char *text = json_dumps(f.json, JSON_COMPACT);
+		ck_assert_uint_le(strlen(text), 32768);
+		free(text);
+		mc_frame_free(&f);
+	}
+	ck_assert_int_eq(itest_metric(B.port, "meshd_limit_refusals_total{limit=\"peers_list\"}"), 2);
+	for (int i = 0; i < CROWD; i++)
+		mt_close(&p[i]);
+	itest_broker_stop(&B);
+}
+END_TEST
+
 /* 8: a wire string is compared with its JSON length: "hello\u0000x" is not
  * hello (no_hello before the handshake), "list_peers\u0000x" is not
  * list_peers (an unknown type: silence), and a status holding a NUL is an
@@ -533,6 +708,8 @@ int main(void)
 	tcase_add_test(tc, held_writes_are_bounded_in_bytes);
 	tcase_add_test(tc, message_cap_after_hello_16_mib);
 	tcase_add_test(tc, partial_message_budget_bounds_the_sum);
+	tcase_add_test(tc, field_bounds_each_with_its_error);
+	tcase_add_test(tc, peers_list_is_bounded_for_the_caller);
 	tcase_add_test(tc, nul_in_a_field_is_not_the_value);
 	suite_add_tcase(s, tc);
 	return check_run(s);
