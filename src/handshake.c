@@ -30,13 +30,21 @@
 #include "meshd/ws.h"
 
 /* One row: the mesh, the member with that exact pubkey, an active row
- * preferred over a revoked one (there is no unique index on the pair), and
- * the member's saved peer state (§5.5). */
-#define MEMBER_SQL_PEERSTATE 11
+ * preferred over a revoked one (there is no unique index on the pair),
+ * whether the sessionPubkey a member hello names ($3) belongs to another
+ * member (it is one's pubkey, or one's presence row ever held it), and the
+ * member's saved peer state (§5.5). */
+#define MEMBER_SQL_KEY_TAKEN 11
+#define MEMBER_SQL_PEERSTATE 12
 static const char member_sql[] =
 	"SELECT ms.name, ms.slug, ms.archived_at IS NOT NULL, ms.self_editable::text,"
 	" m.id, m.display_name, m.role_tag, m.default_groups::text, m.message_mode,"
-	" m.peer_grants::text, m.revoked_at IS NOT NULL, " PEERSTATE_SQL_COLUMNS
+	" m.peer_grants::text, m.revoked_at IS NOT NULL,"
+	" $3::text IS NOT NULL AND $3::text <> $2 AND ("
+	"  EXISTS (SELECT 1 FROM mesh.member o WHERE o.mesh_id = $1 AND o.peer_pubkey = $3)"
+	"  OR EXISTS (SELECT 1 FROM mesh.presence pr JOIN mesh.member o ON o.id = pr.member_id"
+	"   WHERE pr.session_pubkey = $3 AND o.mesh_id = $1 AND o.peer_pubkey <> $2)),"
+	" " PEERSTATE_SQL_COLUMNS
 	" FROM mesh.mesh ms LEFT JOIN mesh.member m ON m.mesh_id = ms.id AND m.peer_pubkey = $2"
 	" LEFT JOIN mesh.peer_state ps ON ps.mesh_id = ms.id AND ps.member_id = m.id"
 	" WHERE ms.id = $1"
@@ -102,6 +110,7 @@ void handshake_adopted(struct conn *c)
 	struct db_job *j = db_job_new(member_sql, DB_JOB_FAIL_FAST, &s->reply, lookup_done, NULL);
 	db_job_param(j, h->mesh_id);
 	db_job_param(j, h->pubkey);
+	db_job_param(j, h->kind == HELLO_MEMBER ? h->session_pubkey : NULL);
 	j->conn_slot = c->slot;
 	j->conn_gen = c->gen;
 	db_submit(s->db, j);
@@ -287,16 +296,69 @@ static void submit_created(struct conn *c, struct presence *p)
 	json_decref(payload);
 }
 
+/* Another member's presence here answers to `key` (as its member key or
+ * its session key). */
+static bool key_held_by_other(struct mesh *m, const char *key, const struct member *mb)
+{
+	const struct plist *l = mesh_find(m, key);
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i]->member != mb)
+			return true;
+	return false;
+}
+
+/* A session_hello proves its key (it is signed with it): presences of
+ * other members that named it in a member hello lose it. */
+static void take_session_key(struct mesh *m, const char *key, const struct member *mb)
+{
+	const struct plist *l;
+	for (;;) {
+		l = mesh_find(m, key);
+		size_t i = 0;
+		while (i < l->n && (l->v[i]->member == mb || !l->v[i]->session_pubkey ||
+				    strcmp(l->v[i]->session_pubkey, key) != 0))
+			i++;
+		if (i == l->n)
+			return;
+		struct presence *q = l->v[i];
+		char *old = q->session_pubkey;
+		q->session_pubkey = NULL;
+		mesh_presence_reindex(m, q, old);
+		log_info("session_key_taken_back", "mesh=%s presence=%s", m->id, q->id);
+		xfree(old);
+	}
+}
+
+/* The presence's session key, when it may have it.  A member hello's
+ * sessionPubkey is not signed (§5.1): one another member holds (its
+ * member key, its presence's key here, or any presence row of its in the
+ * database) is ignored, and the presence answers to its member key only
+ * (README "Limits"). */
+static void set_session_key(struct conn *c, struct mesh *m, struct presence *p)
+{
+	const struct hello *h = session_of(c)->hello;
+	if (!h->session_pubkey)
+		return;
+	if (h->kind == HELLO_SESSION) {
+		take_session_key(m, h->session_pubkey, p->member);
+	} else if (session_of(c)->session_key_taken ||
+		   key_held_by_other(m, h->session_pubkey, p->member)) {
+		metrics_inc_label(METRIC_LIMIT_REFUSALS, LIMIT_SESSION_KEY);
+		log_info("session_key_ignored", "worker=%d conn=%u mesh=%s presence=%s",
+			 c->tab->id, c->slot, m->id, p->id);
+		return;
+	}
+	p->session_pubkey = xstrdup(h->session_pubkey);
+	mesh_presence_reindex(m, p, NULL);
+}
+
 static struct presence *create(struct conn *c, struct mesh *m, struct member *mb)
 {
 	const struct hello *h = session_of(c)->hello;
 	struct presence *p = mesh_presence_new(m, mb);
 	p->role = h->kind == HELLO_SESSION ? ROLE_SESSION : ROLE_CONTROL_PLANE;
 	p->session_id = xstrdup(h->session_id);
-	if (h->session_pubkey) {
-		p->session_pubkey = xstrdup(h->session_pubkey);
-		mesh_presence_reindex(m, p, NULL);
-	}
+	set_session_key(c, m, p);
 	p->hello_display_name = h->display_name ? xstrdup(h->display_name) : NULL;
 	p->display_name = xstrdup(h->display_name ? h->display_name : mb->display_name);
 	p->cwd = xstrdup(h->cwd);
@@ -440,6 +502,7 @@ static void lookup_done(struct db_job *j, void *owner)
 					       db_value(res, 8), defaults, grants);
 	json_decref(defaults);
 	json_decref(grants);
+	ss->session_key_taken = strcmp(PQgetvalue(res, 0, MEMBER_SQL_KEY_TAKEN), "t") == 0;
 	if (!session)
 		ss->saved = peerstate_from_row(res, MEMBER_SQL_PEERSTATE);
 	admit(s, c, mb);

@@ -65,6 +65,7 @@ enum limit_kind {
 	LIMIT_SUMMARY,
 	LIMIT_PROFILE,
 	LIMIT_PEERS_LIST,      /* a peers_list cut short at its byte bound */
+	LIMIT_SESSION_KEY,     /* a member hello's sessionPubkey held by another member: ignored */
 	LIMIT__COUNT
 };
 

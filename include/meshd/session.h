@@ -25,6 +25,7 @@ struct session {
 	struct peer_saved *saved;  /* a member hello's restored state, until the ack */
 	bool handshaking;
 	bool hello_done;           /* frames are requests from now on */
+	bool session_key_taken;    /* the member hello's sessionPubkey is another member's */
 	struct presence *presence; /* NULL before the ack, or once replaced or evicted */
 };
 

@@ -159,7 +159,7 @@ START_TEST(test_first_run_creates_schema)
 		      "member_dashboard_user_idx,member_peer_grants_gin_idx,member_pkey,mesh_pkey,"
 		      "meshd_audit_log_mesh_id_id_idx,meshd_member_mesh_pubkey_idx,"
 		      "meshd_message_queue_client_message_idx,meshd_message_queue_pending_idx,"
-		      "meshd_presence_live_ping_idx,"
+		      "meshd_presence_live_ping_idx,meshd_presence_session_pubkey_idx,"
 		      "message_queue_pkey,peer_state_mesh_member_idx,peer_state_pkey,"
 		      "pending_invite_email_idx,pending_invite_mesh_idx,pending_invite_pkey,"
 		      "pending_status_pkey,presence_pkey,topic_member_by_member,topic_member_unique,"

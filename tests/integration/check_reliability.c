@@ -654,6 +654,113 @@ START_TEST(peers_list_is_bounded_for_the_caller)
 }
 END_TEST
 
+/* A member hello naming `key` as its sessionPubkey (or a session_hello
+ * signed with `session`, when given); waits for the hello_ack. */
+static void connect_keyed(struct mt_peer *p, int port, const char *mesh, const char *member,
+			  const struct mc_identity *id, const char *key,
+			  const struct mc_identity *session)
+{
+	memset(p, 0, sizeof(*p));
+	p->ws = wsc_connect(port, "/ws", 5000);
+	ck_assert(p->ws);
+	p->id = *id;
+	char sid[33];
+	mc_random_id(sid, sizeof(sid));
+	char *hello;
+	if (session) {
+		struct mc_session_hello_opts o = { .mesh_id = mesh, .parent_member_id = member,
+						   .session_id = sid, .cwd = "/tmp/meshtest" };
+		hello = mc_session_hello(id, session, &o);
+	} else {
+		struct mc_hello_opts o = { .mesh_id = mesh, .member_id = member, .session_pubkey = key,
+					   .session_id = sid, .cwd = "/tmp/meshtest" };
+		hello = mc_hello(id, &o);
+	}
+	ck_assert(mt_send_raw(p, hello));
+	free(hello);
+	struct mc_frame f;
+	ck_assert(mt_wait(p, MC_HELLO_ACK, &f, 10000));
+	mc_frame_free(&f);
+}
+
+/* One DM from `from` to `target`, acked as queued. */
+static void dm_to(struct mt_peer *from, const char *target, const char *tag)
+{
+	send_blob(from, target, tag, 64);
+	ck_assert_int_eq(collect_acks(from, 1, 10000), 1);
+}
+
+static void expect_tag(struct mt_peer *p, const char *tag)
+{
+	struct seen got = { 0 };
+	long long deadline = httpc_now_ms() + 10000;
+	while (!seen_has(&got, tag) && httpc_now_ms() < deadline)
+		(void)take_push(p, &got, true, 500);
+	ck_assert_msg(seen_has(&got, tag), "%s never came", tag);
+	free(got.tags);
+}
+
+/* 7: a session key routes only to the member that holds it.  Mallory's
+ * member hellos naming Alice's session key, Alice's member key, or a key
+ * Alice proved with a session_hello are admitted with those keys ignored
+ * (meshd_limit_refusals_total{limit="session_key"}); a DM to Alice's
+ * session key while her socket is down waits for her, and Mallory is
+ * pushed nothing.  A key Mallory named first in a member hello is taken
+ * back by a session_hello signed with it. */
+START_TEST(session_key_routes_to_its_member_only)
+{
+	struct broker B;
+	start(&B, NULL);
+	struct mc_identity ids[3];
+	mt_seed_members(itest_db_url(), "meshKey", 3, ids);
+	struct mc_identity k, s2, s3;
+	ck_assert(mc_identity_random(&k) && mc_identity_random(&s2) && mc_identity_random(&s3));
+	struct mt_peer alice, mallory, bob;
+	ck_assert(mt_connect(&bob, B.port, "meshKey", "meshKey-m2", &ids[2], "bob", NULL));
+	connect_keyed(&alice, B.port, "meshKey", "meshKey-m0", &ids[0], k.pk_hex, NULL);
+	connect_keyed(&mallory, B.port, "meshKey", "meshKey-m1", &ids[1], k.pk_hex, NULL);
+	ck_assert_int_eq(itest_metric(B.port, "meshd_limit_refusals_total{limit=\"session_key\"}"), 1);
+
+	/* Alice's socket is briefly down: the DM to her session key waits. */
+	mt_close(&alice);
+	dm_to(&bob, k.pk_hex, "to-k");
+	ck_assert(mt_quiet(&mallory, 1000, true));
+	connect_keyed(&alice, B.port, "meshKey", "meshKey-m0", &ids[0], k.pk_hex, NULL);
+	expect_tag(&alice, "to-k");
+	mt_close(&mallory);
+
+	/* Alice's member key, and a key Alice proved, are not Mallory's either. */
+	connect_keyed(&mallory, B.port, "meshKey", "meshKey-m1", &ids[1], ids[0].pk_hex, NULL);
+	struct mt_peer alice2;
+	connect_keyed(&alice2, B.port, "meshKey", "meshKey-m0", &ids[0], NULL, &s2);
+	struct mt_peer mallory2;
+	connect_keyed(&mallory2, B.port, "meshKey", "meshKey-m1", &ids[1], s2.pk_hex, NULL);
+	ck_assert_int_eq(itest_metric(B.port, "meshd_limit_refusals_total{limit=\"session_key\"}"), 3);
+	dm_to(&bob, ids[0].pk_hex, "to-member");
+	dm_to(&bob, s2.pk_hex, "to-s2");
+	expect_tag(&alice2, "to-s2");
+	ck_assert(mt_quiet(&mallory, 1000, true));
+	ck_assert(mt_quiet(&mallory2, 200, true));
+	expect_tag(&alice, "to-member");
+	mt_close(&mallory2);
+
+	/* Mallory names s3 first; Alice's session_hello signed with it wins. */
+	connect_keyed(&mallory2, B.port, "meshKey", "meshKey-m1", &ids[1], s3.pk_hex, NULL);
+	struct mt_peer alice3;
+	connect_keyed(&alice3, B.port, "meshKey", "meshKey-m0", &ids[0], NULL, &s3);
+	dm_to(&bob, s3.pk_hex, "to-s3");
+	expect_tag(&alice3, "to-s3");
+	ck_assert(mt_quiet(&mallory2, 1000, true));
+	mt_close(&alice);
+	mt_close(&alice2);
+	mt_close(&alice3);
+	mt_close(&mallory);
+	mt_close(&mallory2);
+	mt_close(&bob);
+	itest_broker_stop(&B);
+}
+END_TEST
+
 /* 8: a wire string is compared with its JSON length: "hello\u0000x" is not
  * hello (no_hello before the handshake), "list_peers\u0000x" is not
  * list_peers (an unknown type: silence), and a status holding a NUL is an
@@ -710,6 +817,7 @@ int main(void)
 	tcase_add_test(tc, partial_message_budget_bounds_the_sum);
 	tcase_add_test(tc, field_bounds_each_with_its_error);
 	tcase_add_test(tc, peers_list_is_bounded_for_the_caller);
+	tcase_add_test(tc, session_key_routes_to_its_member_only);
 	tcase_add_test(tc, nul_in_a_field_is_not_the_value);
 	suite_add_tcase(s, tc);
 	return check_run(s);
