@@ -88,6 +88,30 @@ static void connect_all(struct mt_peer *p, int port, struct mc_identity *ids)
 	}
 }
 
+/* Every "<messageId> <text>" line received_by[i] holds names, by its text
+ * "<letter>-<sender>-<n>", a send that went to peer i. */
+static void assert_addressed(char *const *received_by, int npeers, char letter,
+			     int (*to)(int from, int k))
+{
+	for (int i = 0; i < npeers; i++)
+		for (const char *line = received_by[i]; line && *line;) {
+			const char *nl = strchr(line, '\n');
+			const char *sp = strchr(line, ' ');
+			ck_assert(sp && nl);
+			char c;
+			int from, k;
+			ck_assert_int_eq(sscanf(sp + 1, "%c-%d-%d", &c, &from, &k), 3);
+			ck_assert_int_eq(c, letter);
+			ck_assert_int_eq(to(from, k), i);
+			line = nl + 1;
+		}
+}
+
+static int sigkill_to(int from, int k)
+{
+	return sent[from][k].to;
+}
+
 START_TEST(acked_messages_survive_sigkill)
 {
 	char url[512];
@@ -192,17 +216,7 @@ START_TEST(acked_messages_survive_sigkill)
 		" before the kill\n", total_acked, (PEERS - 1) * PER_SENDER, to_away, before_kill);
 
 	/* Nothing arrived that was not sent, or at the wrong peer. */
-	for (int i = 0; i < PEERS; i++) {
-		for (char *line = received[i]; line && *line;) {
-			char *nl = strchr(line, '\n');
-			char *sp = strchr(line, ' ');
-			ck_assert(sp && nl);
-			int from, k;
-			ck_assert_int_eq(sscanf(sp + 1, "m-%d-%d", &from, &k), 2);
-			ck_assert_int_eq(sent[from][k].to, i);
-			line = nl + 1;
-		}
-	}
+	assert_addressed(received, PEERS, 'm', sigkill_to);
 	for (int i = 0; i < PEERS; i++) {
 		mt_close(&p[i]);
 		free(received[i]);
@@ -343,6 +357,11 @@ static void f_wait_answers(struct mt_peer *p, int rounds)
 	ck_assert_int_eq(f_unanswered(rounds), 0);
 }
 
+static int fault_to(int from, int k)
+{
+	return fs[from][k].to;
+}
+
 /* DMs run while PostgreSQL is stopped and started twice (once with sends
  * held through the outage, once stopped under a burst in flight), then the
  * broker is killed with SIGKILL mid-stream and restarted: every DM acked
@@ -405,16 +424,7 @@ START_TEST(acked_messages_survive_faults)
 		sent_n, acked, refused, lost_at_kill);
 	ck_assert_msg(f_missing() == 0, "%d acked messages never delivered", f_missing());
 	ck_assert_int_gt(acked, 3 * F_PEERS * F_PER_ROUND / 2);
-	for (int i = 0; i < F_PEERS; i++)
-		for (char *line = frecv[i]; line && *line;) {
-			char *nl = strchr(line, '\n');
-			char *sp = strchr(line, ' ');
-			ck_assert(sp && nl);
-			int from, k;
-			ck_assert_int_eq(sscanf(sp + 1, "f-%d-%d", &from, &k), 2);
-			ck_assert_int_eq(fs[from][k].to, i);
-			line = nl + 1;
-		}
+	assert_addressed(frecv, F_PEERS, 'f', fault_to);
 	for (int i = 0; i < F_PEERS; i++) {
 		mt_close(&p[i]);
 		free(frecv[i]);

@@ -40,12 +40,6 @@ static void send(struct mt_peer *p, const char *json)
 	ck_assert_msg(mt_send_raw(p, json), "send %s", json);
 }
 
-static void send_owned(struct mt_peer *p, char *json)
-{
-	send(p, json);
-	free(json);
-}
-
 /* The next frame is the system event `event` about `pubkey`; its
  * eventData goes to *data (a new reference). */
 static void expect_event(struct mt_peer *p, const char *event, const char *pubkey, json_t **data)
@@ -83,21 +77,6 @@ static void keys_of(const json_t *o, char *out, size_t cap)
 	}
 }
 
-/* p's list_peers entry for pubkey (a new reference), or NULL if unlisted. */
-static json_t *listed(struct mt_peer *p, const char *pubkey)
-{
-	send_owned(p, mc_list_peers("pl"));
-	struct mc_frame f;
-	ck_assert(mt_wait(p, MC_PEERS_LIST, &f, 5000));
-	json_t *found = NULL;
-	size_t i;
-	json_t *e;
-	json_array_foreach(f.peers_list.peers, i, e)
-		if (strcmp(json_string_value(json_object_get(e, "pubkey")), pubkey) == 0)
-			found = json_incref(e);
-	mc_frame_free(&f);
-	return found;
-}
 
 static void assert_json(const json_t *v, const char *text)
 {
@@ -157,8 +136,8 @@ START_TEST(state_is_saved_at_close_and_restored_by_the_next_hello)
 	ck_assert_ptr_null(json_object_get(data, "lastSeenAt"));
 	json_decref(data);
 
-	send_owned(&a, mc_set_summary("Refactoring the scheduler"));
-	send_owned(&a, mc_join_group("backend", "lead"));
+	mt_send_owned(&a, mc_set_summary("Refactoring the scheduler"));
+	mt_send_owned(&a, mc_join_group("backend", "lead"));
 	send(&a, "{\"type\":\"set_stats\",\"stats\":{\"messagesIn\":3,\"messagesOut\":5,"
 		 "\"toolCalls\":2,\"errors\":1,\"uptime\":99}}");
 	send(&a, "{\"type\":\"set_profile\",\"title\":\"Scheduler\",\"capabilities\":[\"review\"]}");
@@ -202,8 +181,8 @@ START_TEST(state_is_saved_at_close_and_restored_by_the_next_hello)
 		 "\"summary\":\"Refactoring the scheduler\"}", ids[0].pk_hex, last_seen);
 	assert_json(data, want);
 	json_decref(data);
-	ck_assert_ptr_null(listed(&b, ids[0].pk_hex));
-	json_t *own = listed(&a, ids[0].pk_hex);
+	ck_assert_ptr_null(mt_peer_entry(&b, ids[0].pk_hex));
+	json_t *own = mt_peer_entry(&a, ids[0].pk_hex);
 	ck_assert_ptr_nonnull(own);
 	ck_assert(json_is_false(json_object_get(own, "visible")));
 	assert_json(json_object_get(own, "groups"), "[{\"name\":\"backend\",\"role\":\"lead\"}]");
@@ -218,7 +197,7 @@ START_TEST(state_is_saved_at_close_and_restored_by_the_next_hello)
 	snprintf(want, sizeof(want), "{\"name\":\"a\",\"pubkey\":\"%s\"}", ids[0].pk_hex);
 	assert_json(data, want);
 	json_decref(data);
-	json_t *e = listed(&b, ids[0].pk_hex);
+	json_t *e = mt_peer_entry(&b, ids[0].pk_hex);
 	ck_assert_ptr_nonnull(e);
 	ck_assert(json_is_true(json_object_get(e, "visible")));
 	assert_json(json_object_get(e, "groups"), "[{\"name\":\"backend\",\"role\":\"lead\"}]");
@@ -249,7 +228,7 @@ START_TEST(cumulative_stats_add_up_over_connections)
 	expect_event(&b, "peer_returned", ids[0].pk_hex, NULL);
 	send(&a, "{\"type\":\"set_stats\",\"stats\":{\"messagesIn\":5,\"errors\":1.7,"
 		 "\"messagesOut\":-4}}");
-	json_t *e = listed(&b, ids[0].pk_hex);
+	json_t *e = mt_peer_entry(&b, ids[0].pk_hex);
 	assert_json(json_object_get(e, "stats"), "{\"messagesIn\":5,\"messagesOut\":-4,\"errors\":1.7}");
 	json_decref(e);
 	leave(&a, &b);
@@ -292,7 +271,7 @@ END_TEST
 static const char *own_groups(struct mt_peer *p)
 {
 	static char out[256];
-	json_t *e = listed(p, p->is_session ? p->session.pk_hex : p->id.pk_hex);
+	json_t *e = mt_peer_entry(p, p->is_session ? p->session.pk_hex : p->id.pk_hex);
 	ck_assert_ptr_nonnull(e);
 	char *text = json_dumps(json_object_get(e, "groups"), JSON_COMPACT);
 	snprintf(out, sizeof(out), "%s", text);
@@ -316,7 +295,7 @@ START_TEST(initial_groups_precedence)
 	ck_assert(mt_connect(&a, B.port, "meshI", "meshI-m0", &ids[0], "a", no_groups));
 	expect_event(&b, "peer_joined", ids[0].pk_hex, NULL);
 	ck_assert_str_eq(own_groups(&a), "[{\"name\":\"dflt\"}]");
-	send_owned(&a, mc_join_group("kept", NULL));
+	mt_send_owned(&a, mc_join_group("kept", NULL));
 	leave(&a, &b);
 	/* Hello groups win over the saved ones, and restoredGroups is absent. */
 	const char *x[] = { "x", NULL };
@@ -334,7 +313,7 @@ START_TEST(initial_groups_precedence)
 	mc_frame_free(&ack);
 	expect_event(&b, "peer_returned", ids[0].pk_hex, NULL);
 	ck_assert_str_eq(own_groups(&a), "[{\"name\":\"x\"}]");
-	send_owned(&a, mc_leave_group("x"));
+	mt_send_owned(&a, mc_leave_group("x"));
 	leave(&a, &b);
 	/* Saved groups empty, no hello groups: the defaults again. */
 	ck_assert(mt_connect_ack(&a, B.port, "meshI", "meshI-m0", &ids[0], "a", NULL, NULL, &ack));
@@ -378,7 +357,7 @@ START_TEST(extras_visibility_profile_and_bad_input)
 	send(&a, "{\"type\":\"set_profile\",\"title\":7,\"capabilities\":[\"ok\",3]}");
 	expect_frame(&a, "{\"type\":\"ack\",\"id\":\"\",\"messageId\":\"\",\"queued\":false}");
 	ck_assert(mt_quiet(&a, 300, false));
-	json_t *e = listed(&b, ids[0].pk_hex);
+	json_t *e = mt_peer_entry(&b, ids[0].pk_hex);
 	ck_assert_ptr_null(json_object_get(e, "profile")); /* nothing valid was given */
 	ck_assert_ptr_null(json_object_get(e, "stats"));
 	ck_assert(json_is_true(json_object_get(e, "visible")));
@@ -391,7 +370,7 @@ START_TEST(extras_visibility_profile_and_bad_input)
 		 "\"capabilities\":[\"c\"],\"title\":5}");
 	expect_frame(&a, "{\"type\":\"ack\",\"id\":\"\",\"messageId\":\"\",\"queued\":false}");
 	send(&a, "{\"type\":\"set_stats\",\"stats\":{\"messagesIn\":1,\"uptime\":2,\"mood\":\"x\"}}");
-	e = listed(&b, ids[0].pk_hex);
+	e = mt_peer_entry(&b, ids[0].pk_hex);
 	assert_json(json_object_get(e, "profile"),
 		    "{\"title\":\"A\",\"avatar\":\"\xe2\x98\xba\",\"bio\":\"B\",\"capabilities\":[\"c\"]}");
 	assert_json(json_object_get(e, "stats"), "{\"messagesIn\":1,\"uptime\":2}");
@@ -405,8 +384,8 @@ START_TEST(extras_visibility_profile_and_bad_input)
 	expect_frame(&a, "{\"type\":\"ack\",\"id\":\"\",\"messageId\":\"\",\"queued\":false}");
 	expect_event(&b, "peer_hidden", ids[0].pk_hex, NULL);
 	expect_event(&s, "peer_hidden", ids[0].pk_hex, NULL);
-	ck_assert_ptr_null(listed(&b, ids[0].pk_hex));
-	e = listed(&s, ids[0].pk_hex); /* its own member still sees it */
+	ck_assert_ptr_null(mt_peer_entry(&b, ids[0].pk_hex));
+	e = mt_peer_entry(&s, ids[0].pk_hex); /* its own member still sees it */
 	ck_assert_ptr_nonnull(e);
 	ck_assert(json_is_false(json_object_get(e, "visible")));
 	json_decref(e);

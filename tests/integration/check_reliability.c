@@ -503,29 +503,6 @@ static char *long_field(const char *type, const char *key, size_t n, char ch)
 	return text;
 }
 
-static void send_owned(struct mt_peer *p, char *text)
-{
-	ck_assert(mt_send_raw(p, text));
-	free(text);
-}
-
-/* b's peers_list entry for a's pubkey (a new reference), or NULL. */
-static json_t *entry_for(struct mt_peer *b, const char *pubkey, bool *truncated)
-{
-	ck_assert(mt_send_raw(b, "{\"type\":\"list_peers\",\"_reqId\":\"e\"}"));
-	struct mc_frame f;
-	ck_assert(mt_wait(b, MC_PEERS_LIST, &f, 10000));
-	if (truncated)
-		*truncated = json_is_true(json_object_get(f.json, "truncated"));
-	json_t *found = NULL;
-	size_t i;
-	json_t *e;
-	json_array_foreach(f.peers_list.peers, i, e)
-		if (strcmp(json_string_value(json_object_get(e, "pubkey")), pubkey) == 0)
-			found = json_incref(e);
-	mc_frame_free(&f);
-	return found;
-}
 
 #define GROUP_MSG "join_group: a group name is at most 128 bytes and a role 64, without control characters"
 
@@ -545,14 +522,14 @@ START_TEST(field_bounds_each_with_its_error)
 	ck_assert(mt_connect(&a, B.port, "meshBounds", "meshBounds-m0", &ids[0], "a", NULL));
 	ck_assert(mt_connect(&b, B.port, "meshBounds", "meshBounds-m1", &ids[1], "b", NULL));
 
-	send_owned(&a, long_field("join_group", "name", 256 << 10, 'g'));
+	mt_send_owned(&a, long_field("join_group", "name", 256 << 10, 'g'));
 	expect_limit(&a, GROUP_MSG);
 	ck_assert(mt_send_raw(&a, "{\"type\":\"join_group\",\"name\":\"ok\",\"role\":"
 				  "\"rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr\"}"));
 	expect_limit(&a, GROUP_MSG);
 	ck_assert(mt_send_raw(&a, "{\"type\":\"join_group\",\"name\":\"a\\u0001b\"}"));
 	expect_limit(&a, GROUP_MSG);
-	send_owned(&a, long_field("join_group", "name", 128, 'n')); /* exactly the bound */
+	mt_send_owned(&a, long_field("join_group", "name", 128, 'n')); /* exactly the bound */
 	for (int i = 1; i < 64; i++) {
 		char frame[96];
 		snprintf(frame, sizeof(frame), "{\"type\":\"join_group\",\"name\":\"g%d\"}", i);
@@ -563,13 +540,13 @@ START_TEST(field_bounds_each_with_its_error)
 	/* Re-joining one it has is an upsert, not a 65th. */
 	ck_assert(mt_send_raw(&a, "{\"type\":\"join_group\",\"name\":\"g1\",\"role\":\"lead\"}"));
 
-	send_owned(&a, long_field("set_summary", "summary", 4096, 's'));
-	send_owned(&a, long_field("set_summary", "summary", 4097, 'S'));
+	mt_send_owned(&a, long_field("set_summary", "summary", 4096, 's'));
+	mt_send_owned(&a, long_field("set_summary", "summary", 4097, 'S'));
 	expect_limit(&a, "set_summary: a summary is at most 4096 bytes");
 
 	const char *profile_msg = "set_profile: avatar, title and bio are at most 2048 bytes,"
 				  " capabilities at most 32 of 64 bytes";
-	send_owned(&a, long_field("set_profile", "bio", 2049, 'b'));
+	mt_send_owned(&a, long_field("set_profile", "bio", 2049, 'b'));
 	expect_limit(&a, profile_msg);
 	struct strbuf caps = { 0 };
 	strbuf_adds(&caps, "{\"type\":\"set_profile\",\"capabilities\":[");
@@ -585,7 +562,7 @@ START_TEST(field_bounds_each_with_its_error)
 	mc_frame_free(&f);
 	ck_assert(mt_quiet(&a, 300, true));
 
-	json_t *e = entry_for(&b, a.id.pk_hex, NULL);
+	json_t *e = mt_peer_entry(&b, a.id.pk_hex);
 	ck_assert(e);
 	json_t *groups = json_object_get(e, "groups");
 	ck_assert_int_eq(json_array_size(groups), 64);
@@ -631,7 +608,7 @@ START_TEST(peers_list_is_bounded_for_the_caller)
 		snprintf(member, sizeof(member), "meshCrowd-m%d", i);
 		snprintf(name, sizeof(name), "p%d", i);
 		ck_assert(mt_connect(&p[i], B.port, "meshCrowd", member, &ids[i], name, NULL));
-		send_owned(&p[i], long_field("set_summary", "summary", 4096, 'x'));
+		mt_send_owned(&p[i], long_field("set_summary", "summary", 4096, 'x'));
 	}
 	ck_assert(mt_quiet(&p[0], 500, true));
 	for (int round = 0; round < 2; round++) {

@@ -334,22 +334,33 @@ void mt_expect_dm(struct mt_peer *to, const char *text, const char *priority)
 	mc_frame_free(&f);
 }
 
-const char *mt_peer_status(struct mt_peer *p, const char *pubkey)
+void mt_send_owned(struct mt_peer *p, char *json)
 {
-	static char status[16];
-	char *lp = mc_list_peers("st");
-	ck_assert(mt_send_raw(p, lp));
-	free(lp);
+	ck_assert(mt_send_raw(p, json));
+	free(json);
+}
+
+json_t *mt_peer_entry(struct mt_peer *p, const char *pubkey)
+{
+	mt_send_owned(p, mc_list_peers("pl"));
 	struct mc_frame f;
-	ck_assert(mt_wait(p, MC_PEERS_LIST, &f, 5000));
-	status[0] = '\0';
+	ck_assert(mt_wait(p, MC_PEERS_LIST, &f, 10000));
+	json_t *found = NULL;
 	size_t i;
 	json_t *e;
 	json_array_foreach(f.peers_list.peers, i, e)
-		if (strcmp(json_string_value(json_object_get(e, "pubkey")), pubkey) == 0)
-			snprintf(status, sizeof(status), "%s",
-				 json_string_value(json_object_get(e, "status")));
+		if (!found && strcmp(json_string_value(json_object_get(e, "pubkey")), pubkey) == 0)
+			found = json_incref(e);
 	mc_frame_free(&f);
+	return found;
+}
+
+const char *mt_peer_status(struct mt_peer *p, const char *pubkey)
+{
+	static char status[16];
+	json_t *e = mt_peer_entry(p, pubkey);
+	snprintf(status, sizeof(status), "%s", e ? json_string_value(json_object_get(e, "status")) : "");
+	json_decref(e);
 	return status;
 }
 

@@ -93,6 +93,10 @@ void mt_expect_dm(struct mt_peer *to, const char *text, const char *priority);
 /* The status list_peers gives p for the peer with `pubkey` ("" if not
  * listed), in a buffer overwritten by the next call. */
 const char *mt_peer_status(struct mt_peer *p, const char *pubkey);
+/* p's list_peers entry for pubkey (a new reference), or NULL if unlisted. */
+json_t *mt_peer_entry(struct mt_peer *p, const char *pubkey);
+/* Sends json (a frame the mc_* builders made) and frees it. */
+void mt_send_owned(struct mt_peer *p, char *json);
 
 /* A private CLAUDE_PROJECTS_DIR holding one transcript for project `key`
  * (the directory name a cwd maps to, e.g. "-tmp-meshtest"). */
