@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -14,7 +15,9 @@
 #include "meshd/alloc.h"
 #include "meshd/config.h"
 #include "meshd/log.h"
+#include "meshd/metrics.h"
 #include "meshd/migrate.h"
+#include "meshd/notify.h"
 #include "meshd/server.h"
 
 /* Publishes the bound port for whoever started us (tests use port 0): written
@@ -33,6 +36,39 @@ static const char *pick_git_sha(const struct config *cfg)
 	if (cfg->git_sha)
 		return cfg->git_sha;
 	return MESHD_GIT_SHA; /* `git rev-parse --short HEAD` at configure time, or "unknown" */
+}
+
+/* The migrations just reached the database, but /health says "down"
+ * until the db thread's own connections are up (a few ms).  READY waits
+ * for them, so that a unit ordered after meshd finds /health 200; if they
+ * are not up in timeout_ms the broker is ready anyway (it serves, and
+ * reports the database down), rather than fail its start. */
+static void await_database(int timeout_ms)
+{
+	for (int waited = 0; waited < timeout_ms && metrics_get(METRIC_DB_HEALTHY, 0) != 1;
+	     waited += 10)
+		usleep(10 * 1000);
+}
+
+/* Waits for SIGTERM or SIGINT; with a systemd watchdog, pets it between.
+ * The main thread only waits here, so WATCHDOG=1 says the process is
+ * scheduled and its signal handling alive, not that every worker is. */
+static int wait_for_signal(const sigset_t *sigs)
+{
+	long period = notify_watchdog_interval_ms();
+	if (period == 0) {
+		int sig = 0;
+		while (sigwait(sigs, &sig) != 0)
+			;
+		return sig;
+	}
+	struct timespec ts = { .tv_sec = period / 1000, .tv_nsec = (period % 1000) * 1000000L };
+	for (;;) {
+		notify_watchdog();
+		int sig = sigtimedwait(sigs, NULL, &ts);
+		if (sig > 0)
+			return sig;
+	}
 }
 
 int main(int argc, char **argv)
@@ -84,9 +120,11 @@ int main(int argc, char **argv)
 	log_info("listening", "host=%s port=%d workers=%d allocator=%s version=%s", cfg.host,
 		 srv.port, srv.nworkers, alloc_name(), PACKAGE_VERSION);
 
-	int sig = 0;
-	while (sigwait(&sigs, &sig) != 0)
-		;
+	await_database(10000);
+	notify_ready(); /* migrated, bound, serving */
+
+	int sig = wait_for_signal(&sigs);
+	notify_stopping();
 	log_info("shutdown_begin", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	bool in_time = server_shutdown(&srv);
 	server_free(&srv);
