@@ -198,6 +198,7 @@ static bool output_within_bound(struct conn *c)
 	if (len <= cfg_of(c)->conn_max_output_bytes)
 		return true;
 	log_warn("conn_output_overflow", "worker=%d conn=%u bytes=%zu", c->tab->id, c->slot, len);
+	metrics_inc(METRIC_OUTPUT_DROPS);
 	release(c);
 	return false;
 }

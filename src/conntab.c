@@ -5,6 +5,7 @@
 #include "meshd/config.h"
 #include "meshd/conn.h"
 #include "meshd/conntab.h"
+#include "meshd/metrics.h"
 #include "meshd/thread.h"
 
 void conntab_init(struct conntab *t, int id, struct event_base *base, const struct config *cfg,
@@ -48,6 +49,7 @@ uint32_t conntab_add(struct conntab *t, struct conn *c, uint32_t *gen_out)
 	t->slots[slot] = c;
 	*gen_out = ++t->gens[slot];
 	t->nconns++;
+	metrics_gauge_add_label(METRIC_WORKER_CONNECTIONS, t->id, 1);
 	return slot;
 }
 
@@ -57,6 +59,7 @@ void conntab_remove(struct conntab *t, uint32_t slot)
 	t->slots[slot] = NULL;
 	t->free_slots[t->nfree++] = slot;
 	t->nconns--;
+	metrics_gauge_add_label(METRIC_WORKER_CONNECTIONS, t->id, -1);
 }
 
 struct conn *conntab_get(const struct conntab *t, uint32_t slot, uint32_t gen)

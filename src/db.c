@@ -68,7 +68,14 @@ struct dbconn {
 	bool cursor_has_result;
 	bool in_flight;
 	bool want_flush;
+	int64_t sent_ns;          /* the pipeline in flight: when, and its rows */
+	unsigned sent_rows;
 };
+
+/* The lanes are the histograms' label values, in the same order. */
+_Static_assert((int)DB_LANE_QUEUE == (int)LANE_LABEL_QUEUE &&
+		       (int)DB_LANE_STATE == (int)LANE_LABEL_STATE,
+	       "db lanes and their metric labels");
 
 struct db {
 	const struct config *cfg;
@@ -432,7 +439,9 @@ static void send_batch(struct dbconn *c)
 	struct db_job *writes[BATCH_MAX], *reads[BATCH_MAX];
 	int nw = 0, nr = 0;
 	struct db_job *j;
+	c->sent_rows = 0;
 	while (nw + nr < BATCH_MAX && (j = db_jobq_pop(&c->pending))) {
+		c->sent_rows += j->rows;
 		if (j->flags & DB_JOB_WRITE)
 			writes[nw++] = j;
 		else
@@ -458,6 +467,7 @@ static void send_batch(struct dbconn *c)
 		unsend(c, writes + w_sent, nw - w_sent);
 	}
 	c->in_flight = true;
+	c->sent_ns = clock_mono_ns();
 	if (!ok || PQpipelineSync(c->pg) != 1) {
 		connection_lost(c, PQerrorMessage(c->pg));
 		return;
@@ -507,6 +517,8 @@ static void finish_batch(struct dbconn *c)
 	}
 	c->ncmds = 0;
 	c->in_flight = false;
+	metrics_observe(HIST_DB_BATCH_ROWS, c->lane, c->sent_rows);
+	metrics_observe(HIST_DB_ROUND_TRIP, c->lane, (double)(clock_mono_ns() - c->sent_ns) / 1e9);
 	db_jobq_prepend(&c->pending, &again);
 }
 

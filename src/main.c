@@ -113,6 +113,7 @@ int main(int argc, char **argv)
 	}
 
 	struct server srv;
+	metrics_set_build_info(PACKAGE_VERSION, pick_git_sha(&cfg));
 	server_init(&srv, &cfg, pick_git_sha(&cfg));
 	server_start(&srv);
 	if (cfg.port_file)

@@ -15,7 +15,8 @@
  * distinct values share the last slot's label ("<max>+" would break the
  * reference's format, so the largest value is clamped instead). */
 #define TTL_FLIPPED_SLOTS 64
-#define MAX_LABELS TTL_FLIPPED_SLOTS
+#define WORKER_SLOTS 256 /* BROKER_WORKERS' bound */
+#define MAX_LABELS WORKER_SLOTS
 
 struct series {
 	const char *name;
@@ -79,6 +80,13 @@ static const struct series series[METRIC__COUNT] = {
 		NULL, NULL, 0 },
 	[METRIC_LIMIT_REFUSALS] = { "meshd_limit_refusals_total", "counter",
 		"Input refused for one of meshd's own bounds", "limit", limit_labels, LIMIT__COUNT },
+	[METRIC_OUTPUT_DROPS] = { "meshd_output_overflow_drops_total", "counter",
+		"Connections dropped because their unsent output passed CONN_MAX_OUTPUT_BYTES",
+		NULL, NULL, 0 },
+	[METRIC_WORKER_CONNECTIONS] = { "meshd_worker_connections", "gauge",
+		"Open connections (HTTP and WebSocket) per worker", "worker", NULL, WORKER_SLOTS },
+	[METRIC_WORKER_MESHES] = { "meshd_worker_meshes", "gauge",
+		"Meshes with a presence per worker (its shard)", "worker", NULL, WORKER_SLOTS },
 };
 
 struct slot {
@@ -122,6 +130,13 @@ void metrics_inc_label(enum metric_id id, int label)
 void metrics_gauge_add(enum metric_id id, int64_t delta)
 {
 	struct slot *s = slot_of(id, 0);
+	touch(s);
+	atomic_fetch_add_explicit(&s->value, delta, memory_order_relaxed);
+}
+
+void metrics_gauge_add_label(enum metric_id id, int label, int64_t delta)
+{
+	struct slot *s = slot_of(id, label);
 	touch(s);
 	atomic_fetch_add_explicit(&s->value, delta, memory_order_relaxed);
 }
@@ -206,14 +221,137 @@ static void render_series(struct evbuffer *out, enum metric_id id)
 	}
 }
 
+/* ---- histograms ------------------------------------------------------ */
+
+#define HIST_MAX_BUCKETS 16
+
+static const double seconds_buckets[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+					  0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
+static const double rows_buckets[] = { 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096 };
+static const char *const lane_labels[LANE_LABEL__COUNT] = { "queue", "state" };
+
+struct histogram_def {
+	const char *name;
+	const char *help;
+	const double *le;
+	int nle;
+	double scale;                /* the sum is kept as an integer of value × scale */
+	const char *label_key;       /* NULL: unlabelled */
+	const char *const *labels;
+	int nlabels;
+};
+
+#define N(a) (int)(sizeof(a) / sizeof((a)[0]))
+static const struct histogram_def histograms[HIST__COUNT] = {
+	[HIST_SEND_COMMIT] = { "meshd_send_commit_seconds",
+		"Time from a send's arrival to the commit of its row", seconds_buckets,
+		N(seconds_buckets), 1e9, NULL, NULL, 1 },
+	[HIST_DB_BATCH_ROWS] = { "meshd_db_batch_rows", "Rows written or read per database pipeline",
+		rows_buckets, N(rows_buckets), 1, "lane", lane_labels, LANE_LABEL__COUNT },
+	[HIST_DB_ROUND_TRIP] = { "meshd_db_round_trip_seconds",
+		"Time from sending a database pipeline to its last result", seconds_buckets,
+		N(seconds_buckets), 1e9, "lane", lane_labels, LANE_LABEL__COUNT },
+};
+
+struct histogram_slot {
+	_Atomic uint64_t buckets[HIST_MAX_BUCKETS + 1]; /* per bucket, the last is +Inf */
+	_Atomic uint64_t count;
+	_Atomic int64_t sum;
+};
+
+static struct histogram_slot hist_slots[HIST__COUNT][LANE_LABEL__COUNT];
+
+void metrics_observe(enum histogram_id id, int label, double value)
+{
+	const struct histogram_def *h = &histograms[id];
+	if (label < 0 || label >= h->nlabels)
+		abort(); /* a caller bug */
+	struct histogram_slot *s = &hist_slots[id][label];
+	int b = 0;
+	while (b < h->nle && value > h->le[b])
+		b++;
+	atomic_fetch_add_explicit(&s->buckets[b], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->sum, (int64_t)(value * h->scale + 0.5), memory_order_relaxed);
+}
+
+static void render_labels(struct evbuffer *out, const struct histogram_def *h, int label,
+			  const char *le)
+{
+	bool any = h->label_key || le;
+	if (!any)
+		return;
+	evbuffer_add(out, "{", 1);
+	if (h->label_key)
+		evbuffer_add_printf(out, "%s=\"%s\"%s", h->label_key, h->labels[label], le ? "," : "");
+	if (le)
+		evbuffer_add_printf(out, "le=\"%s\"", le);
+	evbuffer_add(out, "}", 1);
+}
+
+/* Each slot is read bucket by bucket while others may add: a scrape can
+ * see a count one ahead of a bucket, as with any lock-free exporter. */
+static void render_histogram(struct evbuffer *out, enum histogram_id id)
+{
+	const struct histogram_def *h = &histograms[id];
+	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", h->name, h->help, h->name);
+	for (int l = 0; l < h->nlabels; l++) {
+		struct histogram_slot *s = &hist_slots[id][l];
+		uint64_t cum = 0;
+		for (int b = 0; b <= h->nle; b++) {
+			cum += atomic_load_explicit(&s->buckets[b], memory_order_relaxed);
+			char le[32];
+			if (b < h->nle)
+				snprintf(le, sizeof(le), "%g", h->le[b]);
+			else
+				snprintf(le, sizeof(le), "+Inf");
+			evbuffer_add_printf(out, "%s_bucket", h->name);
+			render_labels(out, h, l, le);
+			evbuffer_add_printf(out, " %llu\n", (unsigned long long)cum);
+		}
+		int64_t sum = atomic_load_explicit(&s->sum, memory_order_relaxed);
+		evbuffer_add_printf(out, "%s_sum", h->name);
+		render_labels(out, h, l, NULL);
+		if (h->scale == 1)
+			evbuffer_add_printf(out, " %lld\n", (long long)sum);
+		else
+			evbuffer_add_printf(out, " %.9f\n", (double)sum / h->scale);
+		evbuffer_add_printf(out, "%s_count", h->name);
+		render_labels(out, h, l, NULL);
+		evbuffer_add_printf(out, " %llu\n",
+				    (unsigned long long)atomic_load_explicit(&s->count,
+									    memory_order_relaxed));
+	}
+}
+
+static char build_version[32], build_sha[48];
+
+void metrics_set_build_info(const char *version, const char *git_sha)
+{
+	snprintf(build_version, sizeof(build_version), "%s", version);
+	snprintf(build_sha, sizeof(build_sha), "%s", git_sha);
+}
+
 void metrics_render(struct evbuffer *out)
 {
 	for (int id = 0; id < METRIC__COUNT; id++)
 		render_series(out, (enum metric_id)id);
+	for (int id = 0; id < HIST__COUNT; id++)
+		render_histogram(out, (enum histogram_id)id);
+	/* Label values are ours (the version, git's short sha or GIT_SHA): no
+	 * quote to escape in the first two; GIT_SHA's are dropped. */
+	evbuffer_add_printf(out, "# HELP meshd_build_info meshd's version and git revision\n"
+				 "# TYPE meshd_build_info gauge\n"
+				 "meshd_build_info{version=\"%s\",git_sha=\"", build_version);
+	for (const char *p = build_sha; *p; p++)
+		if (*p != '"' && *p != '\\' && *p != '\n')
+			evbuffer_add(out, p, 1);
+	evbuffer_add_printf(out, "\"} 1\n");
 }
 
 void metrics_reset(void)
 {
+	memset(hist_slots, 0, sizeof(hist_slots)); /* single-threaded: unit tests */
 	for (int id = 0; id < METRIC__COUNT; id++) {
 		for (int i = 0; i < MAX_LABELS; i++) {
 			atomic_store(&slots[id][i].value, 0);

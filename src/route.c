@@ -97,6 +97,7 @@ struct send_row {
 	 * them even if the presence is gone by the flush or the commit. */
 	char *member_id, *session_pubkey, *display_name;
 	uint32_t slot, gen;            /* the sender's connection */
+	int64_t arrived_ns;            /* meshd_send_commit_seconds */
 	char *req_id;                  /* send.id, "" when absent */
 	char *reply_to_id;             /* echoed on multicast pushes */
 	char *client_message_id, *request_fingerprint;
@@ -328,6 +329,7 @@ void route_send(struct conn *c, const json_t *msg)
 	r->display_name = dup_or_null(me->display_name);
 	r->slot = c->slot;
 	r->gen = c->gen;
+	r->arrived_ns = clock_mono_ns();
 	r->req_id = xstrdup(id);
 	r->reply_to_id = dup_or_null(js_field(msg, "replyToId"));
 	r->client_message_id = dup_or_null(js_field_truthy(msg, "client_message_id"));
@@ -482,6 +484,9 @@ static void sent_done(struct db_job *j, void *owner)
 	if (!j->ok)
 		return;
 	conntab_uncork_all(sh->conns);
+	int64_t now_ns = clock_mono_ns();
+	for (size_t i = 0; i < batch->n; i++)
+		metrics_observe(HIST_SEND_COMMIT, 0, (double)(now_ns - batch->rows[i].arrived_ns) / 1e9);
 	char now_iso[32];
 	log_iso8601(now_iso, clock_wall_ms());
 	/* created_at is the transaction's now(), the same for every row. */

@@ -99,6 +99,7 @@ static void presence_free(struct presence *p)
 
 static void mesh_free(struct mesh *m)
 {
+	metrics_gauge_add_label(METRIC_WORKER_MESHES, m->shard->id, -1);
 	const char *k;
 	void *v;
 	for (size_t i = 0; map_next(&m->by_key, &i, &k, &v);) {
@@ -155,6 +156,7 @@ struct mesh *shard_mesh(struct shard *s, const char *mesh_id, bool create)
 	map_init(&m->members);
 	map_init(&m->recent_multicast);
 	map_put(&s->meshes, m->id, m);
+	metrics_gauge_add_label(METRIC_WORKER_MESHES, s->id, 1);
 	return m;
 }
 

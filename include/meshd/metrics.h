@@ -29,6 +29,9 @@ enum metric_id {
 	/* meshd's own, after the reference's twelve: */
 	METRIC_STALE_COMPLETIONS,      /* database completions whose conn or presence had gone */
 	METRIC_LIMIT_REFUSALS,         /* label: enum limit_kind */
+	METRIC_OUTPUT_DROPS,           /* connections dropped for a full output buffer */
+	METRIC_WORKER_CONNECTIONS,     /* gauge, label: the worker's index */
+	METRIC_WORKER_MESHES,          /* gauge, label: the worker's index */
 	METRIC__COUNT
 };
 
@@ -71,7 +74,22 @@ enum limit_kind {
 
 enum grant_cap { GRANT_DM, GRANT_BROADCAST, GRANT__COUNT };
 
+/* meshd's histograms (_bucket, _sum, _count), rendered after the counters
+ * and gauges with meshd_build_info. */
+enum histogram_id {
+	HIST_SEND_COMMIT,      /* seconds from a send's arrival to its row's commit */
+	HIST_DB_BATCH_ROWS,    /* rows per pipeline, label: enum db_lane_label */
+	HIST_DB_ROUND_TRIP,    /* seconds per pipeline, label: enum db_lane_label */
+	HIST__COUNT
+};
+enum db_lane_label { LANE_LABEL_QUEUE, LANE_LABEL_STATE, LANE_LABEL__COUNT };
+
 /* Any thread. */
+void metrics_observe(enum histogram_id id, int label, double value);
+/* meshd_build_info{version,git_sha} 1.  Once, at start-up. */
+void metrics_set_build_info(const char *version, const char *git_sha);
+void metrics_gauge_add_label(enum metric_id id, int label, int64_t delta);
+
 void metrics_inc(enum metric_id id);
 void metrics_inc_label(enum metric_id id, int label);
 void metrics_gauge_add(enum metric_id id, int64_t delta);

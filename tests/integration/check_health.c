@@ -157,6 +157,48 @@ START_TEST(writes_held_are_bounded_while_database_down)
 }
 END_TEST
 
+/* meshd's own series move by exact deltas around one action (one
+ * worker, so every connection and mesh is worker 0's; the scrape's own
+ * connection is counted in each reading). */
+START_TEST(meshd_series_move_by_exact_deltas)
+{
+	struct broker b;
+	const char *env[] = { "BROKER_WORKERS=1", NULL };
+	itest_broker_start(&b, env);
+	ck_assert(itest_wait_status(b.port, "/health", 200, 15000));
+	struct mc_identity ids[2];
+	mt_seed_members(itest_db_url(), "meshSeries", 2, ids);
+	const char *conns = "meshd_worker_connections{worker=\"0\"}";
+	const char *meshes = "meshd_worker_meshes{worker=\"0\"}";
+	const char *commits = "meshd_send_commit_seconds_count";
+	const char *inf = "meshd_send_commit_seconds_bucket{le=\"+Inf\"}";
+	long long c0 = itest_metric(b.port, conns);
+	ck_assert_int_eq(itest_metric(b.port, "meshd_worker_meshes"), 0); /* untouched */
+	long long s0 = itest_metric(b.port, commits), i0 = itest_metric(b.port, inf);
+	ck_assert_int_eq(c0, 1); /* the scrape itself */
+	ck_assert_int_eq(s0, 0);
+	struct mt_peer a, p;
+	ck_assert(mt_connect(&a, b.port, "meshSeries", "meshSeries-m0", &ids[0], "a", NULL));
+	ck_assert(mt_connect(&p, b.port, "meshSeries", "meshSeries-m1", &ids[1], "b", NULL));
+	ck_assert_int_eq(itest_metric(b.port, conns), c0 + 2);
+	ck_assert_int_eq(itest_metric(b.port, meshes), 1);
+	mt_dm_ok(&a, &p, "one", "now");
+	mt_expect_dm(&p, "one", "now");
+	ck_assert_int_eq(itest_metric(b.port, commits), s0 + 1);
+	ck_assert_int_eq(itest_metric(b.port, inf), i0 + 1);
+	ck_assert_int_ge(itest_metric(b.port, "meshd_db_round_trip_seconds_count{lane=\"queue\"}"), 1);
+	ck_assert_int_eq(itest_metric(b.port, "meshd_build_info{version=\"0.1.0\",git_sha=\"test\"}"),
+			 -1); /* the sha is configure's, not "test" */
+	struct http_response r;
+	itest_get(b.port, "/metrics", &r);
+	ck_assert_ptr_nonnull(strstr(r.body, "\nmeshd_build_info{version=\"0.1.0\",git_sha=\""));
+	httpc_response_free(&r);
+	mt_close(&a);
+	mt_close(&p);
+	itest_broker_stop(&b);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("health");
@@ -167,6 +209,7 @@ int main(void)
 	tcase_add_test(tc, starts_with_database_down);
 	tcase_add_test(tc, skip_migrate_leaves_schema_alone);
 	tcase_add_test(tc, writes_held_are_bounded_while_database_down);
+	tcase_add_test(tc, meshd_series_move_by_exact_deltas);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }

@@ -25,6 +25,7 @@
 #include "meshd/config.h"
 #include "meshd/conn.h"
 #include "meshd/conntab.h"
+#include "meshd/metrics.h"
 #include "meshd/http.h"
 #include "meshd/thread.h"
 #include "meshd/ws.h"
@@ -456,8 +457,10 @@ START_TEST(output_past_the_bound_drops_the_peer)
 	rig_open(&r);
 	r.cfg.conn_max_output_bytes = 4096;
 	r.seen.respond_body = 64 * 1024;
+	int64_t drops = metrics_get(METRIC_OUTPUT_DROPS, 0);
 	peer_puts(&r, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
 	turn_until(&r, &r.seen.released, 1);
+	ck_assert_int_eq(metrics_get(METRIC_OUTPUT_DROPS, 0), drops + 1);
 	ck_assert_int_eq(r.seen.requests, 1);
 	ck_assert_uint_eq(conntab_count(&r.tab), 0);
 	ck_assert(peer_sees_eof(&r));
