@@ -14,12 +14,24 @@
 
 #define B64URL sodium_base64_VARIANT_URLSAFE_NO_PADDING
 
+static bool b64url_char(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '_';
+}
+
 bool b64url_decode(const char *s, unsigned char *out, size_t cap, size_t *len)
 {
 	const char *end = NULL;
 	size_t n = strlen(s);
-	/* libsodium refuses padding, other alphabets and non-zero trailing
-	 * bits; a string it stops short of is refused here. */
+	/* libsodium 1.0.18 decodes every byte 0x80-0xff as '_' (found by
+	 * tests/fuzz/fuzz_invite.c): the alphabet is checked here first, so a
+	 * token or key has no non-ASCII aliases. */
+	for (size_t i = 0; i < n; i++)
+		if (!b64url_char((unsigned char)s[i]))
+			return false;
+	/* libsodium refuses padding and non-zero trailing bits; a string it
+	 * stops short of is refused here. */
 	if (sodium_base642bin(out, cap, s, n, NULL, len, &end, B64URL) != 0)
 		return false;
 	return end == s + n;

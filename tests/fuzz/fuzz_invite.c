@@ -32,6 +32,10 @@
  * canonical (what decodes re-encodes to the same text), a buffer one byte
  * short is refused, and invite_recipient_key_ok() agrees with it.
  *
+ * Found by it, 2026-12-03: b64url_decode() accepted any byte 0x80-0xff as
+ * '_' (libsodium 1.0.18's sodium_base642bin does); fixed in src/invite.c,
+ * the reproducers are seeds (corpus/invite/regress-b64-high-byte*).
+ *
  * Not reachable here: join_http(), claim_http() and hook_http() take a
  * connection on a shard and answer through the database; their JSON
  * handling is static.  The payload check above is the pure part of

@@ -133,6 +133,10 @@ START_TEST(base64url_is_strict)
 	ck_assert(!b64url_decode("_-8=", out, sizeof(out), &n));  /* padding */
 	ck_assert(!b64url_decode("/+8", out, sizeof(out), &n));   /* standard alphabet */
 	ck_assert(!b64url_decode("_-8 ", out, sizeof(out), &n));  /* whitespace */
+	/* libsodium alone reads 0x80-0xff as `_` (tests/fuzz/crashes/invite-*). */
+	ck_assert(!b64url_decode("AAA\x80", out, sizeof(out), &n));
+	ck_assert(!b64url_decode("AAA\xff", out, sizeof(out), &n));
+	ck_assert(b64url_decode("AAA_", out, sizeof(out), &n));
 	ck_assert(!b64url_decode(" _-8", out, sizeof(out), &n));
 	ck_assert(!b64url_decode("_-8\n", out, sizeof(out), &n));
 	ck_assert(!b64url_decode("A", out, sizeof(out), &n));     /* impossible length */
