@@ -61,6 +61,13 @@ bool ws_client_key_valid(const char *key, size_t key_len)
 	size_t raw_len = 0;
 	if (key_len != 24)
 		return false;
+	/* libsodium 1.0.18 reads bytes 0x80-0xff as '/': the alphabet first. */
+	for (size_t i = 0; i < key_len; i++) {
+		unsigned char c = (unsigned char)key[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '+' || c == '/' || c == '='))
+			return false;
+	}
 	if (sodium_base642bin(raw, sizeof(raw), key, key_len, NULL, &raw_len, NULL,
 			      sodium_base64_VARIANT_ORIGINAL) != 0)
 		return false;

@@ -33,6 +33,7 @@ START_TEST(client_key_validation)
 	ck_assert(!ws_client_key_valid("dGhlIHNhbXBsZSBub25jZQ!!", 24));  /* not base64 */
 	ck_assert(!ws_client_key_valid("dGhlIHNhbXBsZSBub25jZXh4", 24));  /* 18 bytes */
 	ck_assert(!ws_client_key_valid("", 0));
+	ck_assert(!ws_client_key_valid("dGhlIHNhbXBsZSBub25jZQ\x80=", 24)); /* not ASCII */
 }
 END_TEST
 
