@@ -69,6 +69,7 @@ START_TEST(ready_after_health_and_stopping_on_sigterm)
 	struct http_response r;
 	itest_get(B.port, "/health", &r);
 	ck_assert_int_eq(r.status, 200);
+	httpc_response_free(&r);
 	ck_assert_msg(!next_state(fd, st, sizeof(st), 500), "unasked: %s", st);
 	itest_broker_stop(&B);
 	ck_assert(next_state(fd, st, sizeof(st), 1000));
