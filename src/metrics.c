@@ -251,6 +251,9 @@ static const struct histogram_def histograms[HIST__COUNT] = {
 	[HIST_DB_ROUND_TRIP] = { "meshd_db_round_trip_seconds",
 		"Time from sending a database pipeline to its last result", seconds_buckets,
 		N(seconds_buckets), 1e9, "lane", lane_labels, LANE_LABEL__COUNT },
+	[HIST_INBOX_TAKE] = { "meshd_inbox_take_messages",
+		"Messages a thread (worker, db, acceptor) finds in its inbox per wake-up: its queue depth",
+		rows_buckets, N(rows_buckets), 1, NULL, NULL, 1 },
 };
 
 struct histogram_slot {

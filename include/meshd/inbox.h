@@ -44,6 +44,7 @@ struct inbox {
 	pthread_mutex_t lock;
 	struct msg *head;
 	struct msg *tail;
+	size_t depth;       /* messages queued (meshd_inbox_take_messages) */
 	int efd;
 };
 

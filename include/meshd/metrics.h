@@ -80,6 +80,7 @@ enum histogram_id {
 	HIST_SEND_COMMIT,      /* seconds from a send's arrival to its row's commit */
 	HIST_DB_BATCH_ROWS,    /* rows per pipeline, label: enum db_lane_label */
 	HIST_DB_ROUND_TRIP,    /* seconds per pipeline, label: enum db_lane_label */
+	HIST_INBOX_TAKE,       /* messages a thread finds in its inbox per wake-up */
 	HIST__COUNT
 };
 enum db_lane_label { LANE_LABEL_QUEUE, LANE_LABEL_STATE, LANE_LABEL__COUNT };

@@ -8,7 +8,12 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include <string.h>
+
+#include <event2/buffer.h>
+
 #include "meshd/inbox.h"
+#include "meshd/metrics.h"
 
 struct test_msg {
 	struct msg hdr;
@@ -80,6 +85,7 @@ END_TEST
 /* The eventfd is written once per empty -> non-empty transition. */
 START_TEST(one_wakeup_per_burst)
 {
+	metrics_reset();
 	struct inbox in;
 	ck_assert(inbox_init(&in));
 	struct test_msg m[3];
@@ -97,6 +103,16 @@ START_TEST(one_wakeup_per_burst)
 	ck_assert_ptr_null(all->next->next->next);
 	/* Drained: not readable any more. */
 	ck_assert_int_eq(poll(&pfd, 1, 0), 0);
+	/* The wake-up found 3 queued (meshd_inbox_take_messages). */
+	struct evbuffer *b = evbuffer_new();
+	metrics_render(b);
+	evbuffer_add(b, "", 1);
+	const char *text = (const char *)evbuffer_pullup(b, -1);
+	ck_assert_ptr_nonnull(strstr(text, "meshd_inbox_take_messages_bucket{le=\"2\"} 0\n"
+					   "meshd_inbox_take_messages_bucket{le=\"4\"} 1\n"));
+	ck_assert_ptr_nonnull(strstr(text, "meshd_inbox_take_messages_sum 3\n"
+					   "meshd_inbox_take_messages_count 1\n"));
+	evbuffer_free(b);
 	inbox_destroy(&in);
 }
 END_TEST
