@@ -3,6 +3,7 @@
  * holding the input, and jsonl_project_keys() on the input as a cwd.
  *
  * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -I build \
+ *        -I/usr/include/postgresql \
  *        tests/fuzz/fuzz_jsonl.c src/jsonl.c src/utf8.c src/alloc.c src/log.c \
  *        -ljansson -o /tmp/fuzz_jsonl
  * Run:   /tmp/fuzz_jsonl tests/fuzz/corpus/jsonl
