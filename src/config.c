@@ -118,9 +118,10 @@ static const struct setting settings[] = {
 	  .help = "largest WebSocket message before the handshake is done (a hello needs a few"
 		  " hundred bytes); a larger one closes the connection with 1009" },
 	{ .env = "WS_PARTIAL_BUDGET_BYTES", SIZE_(ws_partial_budget_bytes), .def = "268435456", NONNEG,
-	  .help = "bytes of unfinished WebSocket messages the broker holds at once, shared evenly"
-		  " by the workers; the message that crosses its worker's share closes its"
-		  " connection with 1009 message_budget; 0 = no bound" },
+	  .help = "bytes of unfinished WebSocket messages and HTTP bodies the broker holds at"
+		  " once, shared evenly by the workers; the message that crosses its worker's"
+		  " share closes its connection with 1009 message_budget, the body gets 503;"
+		  " 0 = no bound" },
 	{ .env = "CONN_MAX_OUTPUT_BYTES", SIZE_(conn_max_output_bytes), .def = "8388608", POS,
 	  .help = "bound on one connection's unsent output" },
 	{ .env = "QUEUE_DEPTH_INTERVAL_SECONDS", INT_(queue_depth_interval_seconds), .def = "30", POS,

@@ -138,10 +138,13 @@ void conn_open(struct conntab *t, int fd, const char *addr, const struct conn_op
 
 /* Releases the connection: no more callbacks; memory is freed after the
  * loop iteration, so callers up the stack may still look at c->state. */
+static bool hold_body(struct conn *c, size_t bytes);
+
 static void release(struct conn *c)
 {
 	if (c->state == CONN_CLOSED)
 		return;
+	(void)hold_body(c, 0);
 	bool was_ws = c->ws != NULL;
 	c->state = CONN_CLOSED;
 	if (c->ops->released)
@@ -377,6 +380,21 @@ static void http_fail(struct conn *c, int status)
 	conn_http_respond(c, status, "application/json", body, (size_t)n, true);
 }
 
+/* The input of an HTTP body still arriving counts against the worker's
+ * budget for unfinished input, as a WebSocket message's does (README
+ * "Limits"): bodies are at most MAX_MESSAGE_BYTES each, but without this
+ * their sum over every socket had no bound.  False when this request
+ * crosses the budget. */
+static bool hold_body(struct conn *c, size_t bytes)
+{
+	if (c->body_held == 0 && bytes == 0)
+		return true; /* the common case, and a connection between tables */
+	struct ws_budget *b = &c->tab->ws_budget;
+	b->used = b->used - c->body_held + bytes;
+	c->body_held = bytes;
+	return !(b->limit && bytes > 0 && b->used > b->limit);
+}
+
 static void http_process(struct conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
@@ -404,8 +422,16 @@ static void http_process(struct conn *c)
 		}
 		size_t head_len = req.head_len, body_len = body_to_read(c, &req);
 		if (body_len) {
-			if (len < head_len + body_len)
-				return; /* the rest of the body (http_read_bound lets it in) */
+			if (len < head_len + body_len) {
+				/* The rest of the body (http_read_bound lets it in). */
+				if (!hold_body(c, len)) {
+					(void)hold_body(c, 0);
+					metrics_inc_label(METRIC_LIMIT_REFUSALS, LIMIT_HTTP_BODY_BUDGET);
+					http_fail(c, 503);
+				}
+				return;
+			}
+			(void)hold_body(c, 0);
 			/* The longer pullup may move the bytes: parse them again there. */
 			buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)(head_len + body_len));
 			if (http_parse_head(buf, look, &req) != HTTP_PARSE_OK) {

@@ -41,6 +41,7 @@ static const char *const msg_reject_labels[MSG_REJECT__COUNT] = {
 static const char *const limit_labels[LIMIT__COUNT] = {
 	"ws_message", "ws_message_budget", "db_pending_rows", "db_pending_bytes",
 	"group", "groups", "summary", "profile", "peers_list", "session_key",
+	"http_body_budget",
 };
 static const char *const cap_labels[GRANT__COUNT] = { "dm", "broadcast" };
 

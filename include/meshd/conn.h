@@ -91,6 +91,7 @@ struct conn {
 	bool want_writable;        /* conn_ws_notify_writable() is armed */
 	size_t writable_low;       /* ... for this many bytes of output or fewer */
 	bool write_shut;           /* lingering after a close the peer did not answer */
+	size_t body_held;          /* input of an unfinished HTTP body, in the worker's budget */
 
 	int fd;
 

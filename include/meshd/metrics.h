@@ -69,6 +69,7 @@ enum limit_kind {
 	LIMIT_PROFILE,
 	LIMIT_PEERS_LIST,      /* a peers_list cut short at its byte bound */
 	LIMIT_SESSION_KEY,     /* a member hello's sessionPubkey held by another member: ignored */
+	LIMIT_HTTP_BODY_BUDGET, /* an HTTP body crossing the unfinished-input budget: 503 */
 	LIMIT__COUNT
 };
 

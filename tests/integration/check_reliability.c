@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 
+#include "httpc.h"
 #include "itest.h"
 #include "meshd/strbuf.h"
 #include "meshtest.h"
@@ -352,6 +353,44 @@ START_TEST(redelivery_follows_traffic)
 	mt_expect_dm(&b, "third", "now");
 	mt_close(&a);
 	mt_close(&b);
+	itest_broker_stop(&B);
+}
+END_TEST
+
+/* 4: HTTP bodies still arriving count against the same budget: one
+ * worker, an 80 000-byte budget; a holds 50 000 bytes of a 60 000-byte
+ * body, b's 40 000 cross the budget and b is answered 503 at once; a
+ * finishes its body and gets its route's answer. */
+START_TEST(http_bodies_count_against_the_budget)
+{
+	struct broker B;
+	const char *env[] = { "BROKER_WORKERS=1", "WS_PARTIAL_BUDGET_BYTES=80000", NULL };
+	itest_broker_start(&B, env);
+	ck_assert(itest_wait_status(B.port, "/health", 200, 15000));
+	const char *head = "POST /hook/set-status HTTP/1.1\r\nHost: x\r\n"
+			   "Content-Type: application/json\r\nContent-Length: 60000\r\n\r\n";
+	char *body = malloc(60000);
+	memset(body, ' ', 60000);
+	body[0] = '{';
+	body[59999] = '}';
+	int a = httpc_connect(B.port), b = httpc_connect(B.port);
+	ck_assert(a >= 0 && b >= 0);
+	ck_assert(httpc_send_str(a, head) && httpc_send(a, body, 50000));
+	usleep(300 * 1000);
+	ck_assert(httpc_send_str(b, head) && httpc_send(b, body, 40000));
+	struct http_response r;
+	ck_assert(httpc_read_response(b, &r, 10000));
+	ck_assert_int_eq(r.status, 503);
+	httpc_response_free(&r);
+	ck_assert_int_eq(
+		itest_metric(B.port, "meshd_limit_refusals_total{limit=\"http_body_budget\"}"), 1);
+	ck_assert(httpc_send(a, body + 50000, 10000));
+	ck_assert(httpc_read_response(a, &r, 10000));
+	ck_assert_int_ne(r.status, 503);
+	httpc_response_free(&r);
+	close(a);
+	close(b);
+	free(body);
 	itest_broker_stop(&B);
 }
 END_TEST
@@ -792,6 +831,7 @@ int main(void)
 	tcase_add_test(tc, held_writes_are_bounded_in_bytes);
 	tcase_add_test(tc, message_cap_after_hello_16_mib);
 	tcase_add_test(tc, partial_message_budget_bounds_the_sum);
+	tcase_add_test(tc, http_bodies_count_against_the_budget);
 	tcase_add_test(tc, field_bounds_each_with_its_error);
 	tcase_add_test(tc, peers_list_is_bounded_for_the_caller);
 	tcase_add_test(tc, session_key_routes_to_its_member_only);
