@@ -136,10 +136,10 @@ void conn_open(struct conntab *t, int fd, const char *addr, const struct conn_op
 	log_debug("conn_open", "worker=%d conn=%u addr=%s", t->id, c->slot, c->addr);
 }
 
-/* Releases the connection: no more callbacks; memory is freed after the
- * loop iteration, so callers up the stack may still look at c->state. */
 static bool hold_body(struct conn *c, size_t bytes);
 
+/* Releases the connection: no more callbacks; memory is freed after the
+ * loop iteration, so callers up the stack may still look at c->state. */
 static void release(struct conn *c)
 {
 	if (c->state == CONN_CLOSED)

@@ -586,19 +586,16 @@ static void sock_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- inbox and thread -------------------------------------------------- */
 
-static size_t pending_total(const struct db *db)
+/* The rows held over both lanes; their bytes too, when asked. */
+static size_t pending_total(const struct db *db, size_t *bytes)
 {
-	size_t n = 0;
-	for (int i = 0; i < DB_LANES; i++)
+	size_t n = 0, b = 0;
+	for (int i = 0; i < DB_LANES; i++) {
 		n += db->conns[i].pending.rows;
-	return n;
-}
-
-static size_t pending_bytes(const struct db *db)
-{
-	size_t n = 0;
-	for (int i = 0; i < DB_LANES; i++)
-		n += db->conns[i].pending.bytes;
+		b += db->conns[i].pending.bytes;
+	}
+	if (bytes)
+		*bytes = b;
 	return n;
 }
 
@@ -613,9 +610,10 @@ static void enqueue(struct dbconn *c, struct db_job *j)
 	 * ack and is retried by its client) instead of growing the broker's
 	 * memory.  An empty queue takes any one job, however big. */
 	const struct config *cfg = c->db->cfg;
-	size_t pending = pending_total(c->db);
+	size_t bytes;
+	size_t pending = pending_total(c->db, &bytes);
 	bool rows_over = pending + j->rows > (size_t)cfg->db_max_pending_jobs;
-	bool bytes_over = pending_bytes(c->db) + j->bytes > cfg->db_max_pending_bytes;
+	bool bytes_over = bytes + j->bytes > cfg->db_max_pending_bytes;
 	if (pending > 0 && (rows_over || bytes_over)) {
 		metrics_inc_label(METRIC_LIMIT_REFUSALS, rows_over ? LIMIT_DB_ROWS : LIMIT_DB_BYTES);
 		complete(c->db, j, false, NULL, "database unavailable: too many pending writes");
@@ -638,7 +636,7 @@ static void submit_internal(struct dbconn *c, const char *sql, db_done_fn done)
 static void stop_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct db *db = arg;
-	log_warn("db_stop_timeout", "pending=%zu", pending_total(db));
+	log_warn("db_stop_timeout", "pending=%zu", pending_total(db, NULL));
 	event_base_loopbreak(db->base);
 }
 

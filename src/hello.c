@@ -313,9 +313,7 @@ static void parse_groups(const json_t *msg, struct hello *h)
 			continue;
 		/* The bounds of join_group (limits.h): a hello has no answer
 		 * for one group, so one out of bounds is left out. */
-		if (!limit_text_ok(name, strlen(name), GROUP_NAME_MAX_BYTES) ||
-		    (role && !limit_text_ok(role, strlen(role), GROUP_ROLE_MAX_BYTES)) ||
-		    h->ngroups == GROUPS_MAX) {
+		if (!limit_group_ok(name, role) || h->ngroups == GROUPS_MAX) {
 			metrics_inc_label(METRIC_LIMIT_REFUSALS,
 					  h->ngroups == GROUPS_MAX ? LIMIT_GROUPS : LIMIT_GROUP);
 			continue;

@@ -327,19 +327,19 @@ void presence_list_peers(struct conn *c, const json_t *msg)
 		json_t *e = peer_entry(p);
 		char *text = json_dumps(e, JSON_COMPACT);
 		json_decref(e);
-		size_t len = text ? strlen(text) : 0;
-		if (text && b.len + len + 1 > cap) {
-			truncated = true;
-			free(text);
-			break;
-		}
-		if (text) {
+		if (!text)
+			continue;
+		size_t len = strlen(text);
+		truncated = b.len + len + 1 > cap;
+		if (!truncated) {
 			if (!first)
 				strbuf_addc(&b, ',');
 			strbuf_add(&b, text, len);
 			first = false;
 		}
 		free(text); /* jansson allocates with malloc */
+		if (truncated)
+			break;
 	}
 	strbuf_addc(&b, ']');
 	struct jsonw w = { .b = &b, .more = true }; /* the rest of the reply object */
@@ -468,8 +468,7 @@ void presence_join_group(struct conn *c, const json_t *msg)
 	const char *role = js_field(msg, "role");
 	if (!name)
 		return;
-	if (!limit_text_ok(name, strlen(name), GROUP_NAME_MAX_BYTES) ||
-	    (role && !limit_text_ok(role, strlen(role), GROUP_ROLE_MAX_BYTES))) {
+	if (!limit_group_ok(name, role)) {
 		refuse(c, msg, LIMIT_GROUP, "join_group: a group name is at most 128 bytes and a"
 					    " role 64, without control characters");
 		return;
@@ -595,11 +594,10 @@ void presence_set_profile(struct conn *c, const json_t *msg)
 					      " bytes, capabilities at most 32 of 64 bytes");
 		return;
 	}
-	const char *const *text_keys = profile_text_keys;
 	for (size_t i = 0; i < sizeof(profile_text_keys) / sizeof(profile_text_keys[0]); i++) {
-		json_t *v = json_object_get(msg, text_keys[i]);
+		json_t *v = json_object_get(msg, profile_text_keys[i]);
 		if (json_is_string(v))
-			json_object_set(p->profile, text_keys[i], v);
+			json_object_set(p->profile, profile_text_keys[i], v);
 	}
 	json_t *caps = json_object_get(msg, "capabilities");
 	if (json_is_array(caps) && all_strings(caps))

@@ -24,5 +24,8 @@
  * what is shown to other peers is one line of text.  s may hold NULs
  * (a JSON string's length is len). */
 bool limit_text_ok(const char *s, size_t len, size_t max);
+/* A group's name and role (NULL: none) are within their bounds: what
+ * join_group refuses and a hello leaves out. */
+bool limit_group_ok(const char *name, const char *role);
 
 #endif
