@@ -93,6 +93,10 @@ struct db {
 
 	struct dbconn conns[DB_LANES];
 	atomic_bool healthy;
+
+	/* db_new_stub(): no thread, no connections; every job goes to run(). */
+	void (*run)(struct db_job *job, void *arg);
+	void *run_arg;
 };
 
 static void sock_cb(evutil_socket_t fd, short what, void *arg);
@@ -745,10 +749,23 @@ static void dbconn_free(struct dbconn *c)
 	map_free(&c->prepared);
 }
 
+struct db *db_new_stub(void (*run)(struct db_job *job, void *arg), void *arg)
+{
+	struct db *db = xcalloc(1, sizeof(*db));
+	db->run = run;
+	db->run_arg = arg;
+	atomic_store(&db->healthy, true);
+	return db;
+}
+
 void db_free(struct db *db)
 {
 	if (!db)
 		return;
+	if (db->run) {
+		xfree(db);
+		return;
+	}
 	for (int i = 0; i < DB_LANES; i++)
 		dbconn_free(&db->conns[i]);
 	struct msg *m = inbox_take_all(&db->inbox);
@@ -773,6 +790,10 @@ void db_free(struct db *db)
 
 void db_submit(struct db *db, struct db_job *job)
 {
+	if (db->run) {
+		db->run(job, db->run_arg);
+		return;
+	}
 	job->hdr.type = MSG_DB_JOB;
 	inbox_push(&db->inbox, &job->hdr);
 }

@@ -61,6 +61,15 @@ bool db_start(struct db *db) __attribute__((warn_unused_result));
 void db_stop(struct db *db, int timeout_ms);
 void db_free(struct db *db);
 
+/* A database without a thread or a server, for harnesses that drive one
+ * worker's code alone (tests/fuzz/fuzz_dispatch.c): db_submit() hands each
+ * job to run(job, arg) on the submitting thread, which owns it from then on
+ * and completes it later (job->ok, ->res, ->error, then db_job_finish());
+ * completing it inside run() would re-enter the submitter.  db_healthy() is
+ * true; db_free() frees it. */
+struct db *db_new_stub(void (*run)(struct db_job *job, void *arg), void *arg)
+	__attribute__((returns_nonnull));
+
 /* Any thread: hands the job over (ownership moves). */
 void db_submit(struct db *db, struct db_job *job);
 
